@@ -1,0 +1,123 @@
+"""Command line: ``prap serve``, ``migrate``, ``token``, ``openapi``, ``demo``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.core.auth import Role, mint_token
+from app.core.settings import SANDBOX_JWT_SECRET, Settings
+
+cli = typer.Typer(help="PRaP: Provider Referrals and Payments.", no_args_is_help=True)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def migrate_database(settings: Settings | None = None) -> None:
+    """``alembic upgrade head`` against PRAP_DATABASE_URL."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = (settings or Settings()).database_url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    migrate_database()
+    typer.echo("database migrated")
+
+
+@cli.command()
+def token(
+    role: Annotated[Role, typer.Option(help="jcp, provider, post or admin")],
+    sub: Annotated[str, typer.Option(help="Who the token is for.")] = "developer",
+    provider_id: Annotated[str | None, typer.Option(help="Required for role provider.")] = None,
+    scope: Annotated[str, typer.Option(help="Space-separated scopes.")] = "referrals claims",
+    hours: Annotated[int, typer.Option(help="Lifetime in hours.")] = 8,
+) -> None:
+    """Mint an HS256 development token with PRAP_JWT_SECRET (or the sandbox secret)."""
+    settings = Settings()
+    if settings.jwt_public_key:
+        raise typer.BadParameter("tokens are RS256 here: mint them with your identity provider")
+    if role is Role.provider and not provider_id:
+        raise typer.BadParameter("--provider-id is required for role provider")
+    key = settings.jwt_secret or (SANDBOX_JWT_SECRET if settings.sandbox else None)
+    if key is None:
+        raise typer.BadParameter("set PRAP_JWT_SECRET (or PRAP_SANDBOX=1)")
+    typer.echo(
+        mint_token(
+            sub=sub,
+            role=role,
+            key=key,
+            provider_id=provider_id,
+            scopes=scope.split(),
+            lifetime=timedelta(hours=hours),
+        )
+    )
+
+
+@cli.command()
+def openapi(
+    output: Annotated[Path, typer.Option(help="Where to write it.")] = ROOT
+    / "openapi"
+    / "openapi.json",
+) -> None:
+    """Write the OpenAPI document the app serves."""
+    from app.main import create_app
+
+    document = create_app(Settings(sandbox=False, jwt_secret="unused")).openapi()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    typer.echo(f"wrote {output}")
+
+
+@cli.command()
+def demo() -> None:
+    """Load a demo contract and a few referrals (idempotent)."""
+    from app.demo import load_demo_data
+
+    typer.echo(asyncio.run(load_demo_data(Settings())))
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option()] = 1,
+    demo_data: Annotated[bool, typer.Option("--demo/--no-demo")] = False,
+) -> None:
+    """Migrate, optionally load demo data, and serve with uvicorn."""
+    import uvicorn
+
+    migrate_database()
+    if demo_data:
+        demo()
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        access_log=False,
+        log_config=None,
+        env_file=None,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+    )
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from app.programmes.schemas import ProgrammeCode
+
+ProviderId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$"),
+]
+Pence = Annotated[int, Field(ge=0, le=10**12, description="Integer pence.")]
+
+
+class ContractCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider_id: ProviderId
+    programme: ProgrammeCode
+    start_date: date
+    end_date: date
+    monthly_service_fee_pence: Pence
+    attachment_fee_pence: Pence | None = None
+    job_outcome_fee_pence: Pence | None = None
+    sustainment_fee_pence: Pence | None = None
+
+    @model_validator(mode="after")
+    def _period(self) -> Self:
+        if self.end_date < self.start_date:
+            raise ValueError("end_date must not be before start_date")
+        return self
+
+
+class ContractOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    provider_id: str
+    programme: ProgrammeCode
+    start_date: date
+    end_date: date
+    monthly_service_fee_pence: int
+    attachment_fee_pence: int | None
+    job_outcome_fee_pence: int | None
+    sustainment_fee_pence: int | None
+    created_at: datetime

@@ -1,0 +1,157 @@
+"""Bearer-token authentication and role/scope authorisation (api-contract.md, Authentication).
+
+Tokens are JWTs verified with exactly one algorithm: HS256 with ``PRAP_JWT_SECRET`` or RS256
+with ``PRAP_JWT_PUBLIC_KEY``. ``alg: none`` and every other algorithm are refused, audience
+must be ``prap`` and ``exp`` is required and checked against real time (never the sandbox
+clock).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from jose import JWTError, jwt
+
+from app.core.clock import real_now
+from app.core.problems import Forbidden, Unauthenticated
+from app.core.settings import Settings
+
+AUDIENCE = "prap"
+
+
+class Role(enum.StrEnum):
+    jcp = "jcp"
+    provider = "provider"
+    post = "post"
+    admin = "admin"
+
+
+class Scope(enum.StrEnum):
+    referrals = "referrals"
+    claims = "claims"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    sub: str
+    role: Role
+    provider_id: str | None = None
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_provider(self) -> bool:
+        return self.role is Role.provider
+
+    @property
+    def caller_key(self) -> str:
+        """Who the caller is, for per-caller records such as idempotency keys."""
+        return f"{self.role}|{self.provider_id or ''}|{self.sub}"
+
+
+def decode_token(token: str, settings: Settings) -> Principal:
+    """Verify a token and return its principal, or raise ``Unauthenticated``."""
+    key = settings.jwt_verification_key
+    if key is None:
+        raise Unauthenticated("The service has no token key configured.")
+    try:
+        header = jwt.get_unverified_header(token)
+        if header.get("alg") != settings.jwt_algorithm:
+            raise Unauthenticated()
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[settings.jwt_algorithm],
+            audience=AUDIENCE,
+            options={"require_exp": True, "require_sub": True, "require_aud": True},
+        )
+    except JWTError as error:
+        raise Unauthenticated() from error
+    return principal_from_claims(claims)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    sub = claims.get("sub")
+    role = claims.get("role")
+    provider_id = claims.get("provider_id")
+    scope = claims.get("scope", "")
+    if not isinstance(sub, str) or not sub or not isinstance(role, str):
+        raise Unauthenticated()
+    if role not in Role.__members__:
+        raise Unauthenticated()
+    if not isinstance(scope, str) or (provider_id is not None and not isinstance(provider_id, str)):
+        raise Unauthenticated()
+    if role == Role.provider and not provider_id:
+        raise Unauthenticated("A provider token must carry provider_id.")
+    return Principal(
+        sub=sub,
+        role=Role(role),
+        provider_id=provider_id if role == Role.provider else None,
+        scopes=frozenset(scope.split()),
+    )
+
+
+def mint_token(
+    *,
+    sub: str,
+    role: Role,
+    key: str,
+    algorithm: str = "HS256",
+    provider_id: str | None = None,
+    scopes: Iterable[str] = (),
+    lifetime: timedelta = timedelta(hours=8),
+) -> str:
+    """A signed token, for development (CLI) and the sandbox."""
+    now = real_now()
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "role": str(role),
+        "aud": AUDIENCE,
+        "iat": int(now.timestamp()),
+        "exp": int((now + lifetime).timestamp()),
+        "scope": " ".join(scopes),
+    }
+    if provider_id is not None:
+        claims["provider_id"] = provider_id
+    return str(jwt.encode(claims, key, algorithm=algorithm))
+
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT with audience `prap`.")
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated()
+    settings: Settings = request.app.state.settings
+    principal = decode_token(credentials.credentials, settings)
+    request.state.principal = principal
+    return principal
+
+
+def require(*roles: Role, scopes: Iterable[Scope] = ()) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits the listed roles. Providers must also hold one of ``scopes``
+    (reading needs either scope; actions name the one they need)."""
+    allowed = frozenset(roles)
+    needed = frozenset(str(s) for s in scopes)
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(current_principal)],
+    ) -> Principal:
+        if principal.role not in allowed:
+            raise Forbidden()
+        if principal.is_provider and needed and not (principal.scopes & needed):
+            raise Forbidden("Your token lacks the scope this action needs.")
+        return principal
+
+    return dependency
+
+
+AnyPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,161 @@
+"""One transaction per request, committed in one place, before the response leaves.
+
+The middleware gives each HTTP request an ``AsyncSession`` (it connects only when first
+used). When the app has produced its response, a success (< 400) is committed and anything
+else rolled back; only then is the response sent, so a client never sees 2xx for a change
+that did not commit. Idempotency-Keys are handled here too, because the stored response
+must commit in the same transaction as the change it answers for.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.asgi import header, read_body, replay_receive, send_problem, send_response
+from app.core.auth import decode_token
+from app.core.problems import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    ProblemError,
+    ValidationProblem,
+)
+from app.core.settings import Settings
+from app.idempotency import service as idempotency
+
+logger = logging.getLogger("prap.uow")
+
+
+def get_session(request: Request) -> AsyncSession:
+    """The request's session (FastAPI dependency)."""
+    session: AsyncSession = request.state.db
+    return session
+
+
+class UnitOfWorkMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+    ) -> None:
+        self.app = app
+        self.sessions = sessions
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        record_id: int | None = None
+        if scope["method"] == "POST" and (key := header(scope, b"idempotency-key")) is not None:
+            state = scope.setdefault("state", {})
+            body = state.get("raw_body")
+            if body is None:
+                body = await read_body(receive)
+            receive = replay_receive(body, receive)
+            caller = self._caller(scope)
+            if caller is not None:
+                if not idempotency.is_valid_key(key):
+                    await send_problem(
+                        send,
+                        ValidationProblem(
+                            "Idempotency-Key must be 1 to 255 printable ASCII characters."
+                        ),
+                    )
+                    return
+                claim = await idempotency.claim(
+                    self.sessions,
+                    caller=caller,
+                    key=key,
+                    request_fingerprint=idempotency.fingerprint(
+                        scope["method"], scope["path"], body
+                    ),
+                    ttl=timedelta(hours=self.settings.idempotency_ttl_hours),
+                )
+                if claim.outcome is idempotency.ClaimOutcome.replay and claim.response:
+                    stored = claim.response
+                    headers = [(k.encode(), v.encode()) for k, v in stored.headers.items()]
+                    headers.append((b"idempotent-replayed", b"true"))
+                    await send_response(send, stored.status, stored.body, headers)
+                    return
+                if claim.outcome is idempotency.ClaimOutcome.in_use:
+                    await send_problem(send, IdempotencyKeyInUse())
+                    return
+                if claim.outcome is idempotency.ClaimOutcome.reused:
+                    await send_problem(send, IdempotencyKeyReused())
+                    return
+                record_id = claim.record_id
+        await self._run(scope, receive, send, record_id)
+
+    def _caller(self, scope: Scope) -> str | None:
+        """The caller's identity for the key, or None when the token is not valid (the app
+        answers 401 then, and nothing is recorded)."""
+        authorization = header(scope, b"authorization") or ""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        try:
+            return decode_token(token.strip(), self.settings).caller_key
+        except ProblemError:
+            return None
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send, record_id: int | None) -> None:
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        async with self.sessions() as session:
+            scope.setdefault("state", {})["db"] = session
+            try:
+                await self.app(scope, receive, capture)
+            except BaseException:
+                await session.rollback()
+                if record_id is not None:
+                    await idempotency.release(self.sessions, record_id)
+                raise
+            assert start is not None, "the app sent no response"
+            status: int = start["status"]
+            body = b"".join(chunks)
+            headers: list[tuple[bytes, bytes]] = list(start.get("headers", []))
+            stored = idempotency.StoredResponse(
+                status=status,
+                headers={k.decode().lower(): v.decode() for k, v in headers},
+                body=body,
+            )
+            try:
+                if status < 400:
+                    if record_id is not None:
+                        await idempotency.complete(session, record_id, stored)
+                    await session.commit()
+                else:
+                    await session.rollback()
+                    if record_id is not None:
+                        await self._settle_failure(record_id, stored)
+            except Exception:
+                logger.exception("commit failed")
+                await session.rollback()
+                if record_id is not None:
+                    await idempotency.release(self.sessions, record_id)
+                raise
+        await send_response(send, status, body, headers)
+
+    async def _settle_failure(self, record_id: int, stored: idempotency.StoredResponse) -> None:
+        # A refusal (4xx) changed nothing and would be refused again: remember it, so a retry
+        # gets the same answer. A server error is forgotten so that a retry may succeed.
+        if stored.status < 500:
+            async with self.sessions() as session, session.begin():
+                await idempotency.complete(session, record_id, stored)
+        else:
+            await idempotency.release(self.sessions, record_id)

@@ -1,0 +1,148 @@
+"""Idempotency-Key handling (api-contract.md, Writes).
+
+The same key with the same request from the same caller within 24 hours returns the first
+response again without doing anything twice; the same key with a different request is 422
+``idempotency-key-reused``; a request while the first is still running is 409
+``idempotency-key-in-use``.
+
+The key is claimed in a short transaction of its own, committed before the work starts, so
+that other replicas see the claim. The response is then stored in the request's own
+transaction, so the change and its recorded response commit together: a retry never finds a
+change without its response. A claim whose request died (the process was killed) is only
+leased: after ``LEASE`` it may be taken over.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.clock import real_now
+from app.idempotency.models import IdempotencyRecord
+
+LEASE = timedelta(seconds=60)
+MAX_KEY_LENGTH = 255
+# Response headers worth replaying; the rest (dates, request ids) belong to the new response.
+REPLAYED_HEADERS = ("content-type", "location", "etag")
+
+
+class ClaimOutcome(enum.Enum):
+    claimed = "claimed"
+    replay = "replay"
+    in_use = "in-use"
+    reused = "reused"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    record_id: int | None = None
+    response: StoredResponse | None = None
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (method.encode(), b"\0", path.encode(), b"\0", body):
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def is_valid_key(key: str) -> bool:
+    return 0 < len(key) <= MAX_KEY_LENGTH and key.isascii() and key.isprintable()
+
+
+async def claim(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    caller: str,
+    key: str,
+    request_fingerprint: str,
+    ttl: timedelta,
+) -> Claim:
+    now = real_now()
+    async with sessions() as session, session.begin():
+        record = await _find(session, caller, key)
+        if record is not None and record.expires_at <= now:
+            await session.delete(record)
+            await session.flush()
+            record = None
+        if record is None:
+            record = IdempotencyRecord(
+                caller=caller,
+                key=key,
+                fingerprint=request_fingerprint,
+                state="in_progress",
+                created_at=now,
+                locked_until=now + LEASE,
+                expires_at=now + ttl,
+            )
+            session.add(record)
+            try:
+                await session.flush()
+            except IntegrityError:
+                # Another replica claimed the same key a moment ago.
+                return Claim(ClaimOutcome.in_use)
+            return Claim(ClaimOutcome.claimed, record_id=record.id)
+        if record.fingerprint != request_fingerprint:
+            return Claim(ClaimOutcome.reused)
+        if record.state == "completed" and record.response_status is not None:
+            return Claim(
+                ClaimOutcome.replay,
+                response=StoredResponse(
+                    status=record.response_status,
+                    headers=dict(record.response_headers or {}),
+                    body=(record.response_body or "").encode(),
+                ),
+            )
+        if record.locked_until > now:
+            return Claim(ClaimOutcome.in_use)
+        # The first request died without an answer: its work was rolled back with it.
+        record.locked_until = now + LEASE
+        return Claim(ClaimOutcome.claimed, record_id=record.id)
+
+
+async def _find(session: AsyncSession, caller: str, key: str) -> IdempotencyRecord | None:
+    statement = select(IdempotencyRecord).where(
+        IdempotencyRecord.caller == caller, IdempotencyRecord.key == key
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def complete(session: AsyncSession, record_id: int, response: StoredResponse) -> None:
+    """Store the response in ``session``'s transaction (the request's own, on success)."""
+    record = await session.get(IdempotencyRecord, record_id)
+    if record is None:
+        return
+    record.state = "completed"
+    record.response_status = response.status
+    record.response_headers = {k: v for k, v in response.headers.items() if k in REPLAYED_HEADERS}
+    record.response_body = response.body.decode()
+    await session.flush()
+
+
+async def release(sessions: async_sessionmaker[AsyncSession], record_id: int) -> None:
+    """Forget a claim whose request failed unexpectedly, so that a retry may run."""
+    async with sessions() as session, session.begin():
+        await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    result = await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= real_now())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,33 @@
+"""Programmes as reference data (domain.md §7): one row per programme, seeded by migration."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.database import Base
+
+
+class Programme(Base):
+    __tablename__ = "programmes"
+
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    # JFS 3.07: acknowledge within N working days, the day of receipt being day 1.
+    acknowledge_working_days: Mapped[int] = mapped_column(Integer)
+    # CSS 1 (JFS 7.44): initial meeting within N working days of the referral date.
+    initial_meeting_working_days: Mapped[int | None] = mapped_column(Integer)
+    # CSS 2: start or outcome recorded within N working days of the referral date.
+    outcome_recorded_working_days: Mapped[int | None] = mapped_column(Integer)
+    # JFS 3.40: Did Not Attend after N calendar days without a start.
+    auto_dna_days: Mapped[int] = mapped_column(Integer)
+    # JFS 5.08: allotted time from start, in calendar days, then end code 45.
+    allotted_days: Mapped[int] = mapped_column(Integer)
+    # JFS 3.42, 5.16: how many times someone who started may be referred again.
+    max_re_referrals: Mapped[int] = mapped_column(Integer)
+    # GEN 16: which funding elements the programme pays.
+    funds_service_fee: Mapped[bool] = mapped_column(Boolean)
+    funds_attachment: Mapped[bool] = mapped_column(Boolean)
+    funds_job_outcome: Mapped[bool] = mapped_column(Boolean)
+    funds_sustainment: Mapped[bool] = mapped_column(Boolean)
+    job_outcome_min_hours: Mapped[int | None] = mapped_column(Integer)

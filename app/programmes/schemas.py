@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ProgrammeCode(enum.StrEnum):
+    """The programme catalogue (domain.md §7)."""
+
+    JFS = "JFS"
+    SES = "SES"
+    CWP = "CWP"
+    FND = "FND"
+
+
+class FundingElement(enum.StrEnum):
+    """GEN 16."""
+
+    service_fee = "service_fee"
+    attachment = "attachment"
+    job_outcome = "job_outcome"
+    sustainment = "sustainment"
+
+
+class ProgrammeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    code: ProgrammeCode
+    name: str
+    acknowledge_working_days: int = Field(
+        description="Acknowledge within N working days; the day of receipt is day 1 (JFS 3.07)."
+    )
+    initial_meeting_working_days: int | None = Field(
+        description="CSS 1: initial meeting within N working days of the referral date."
+    )
+    outcome_recorded_working_days: int | None = Field(
+        description="CSS 2: start or outcome recorded within N working days."
+    )
+    auto_dna_days: int = Field(description="Did Not Attend after N calendar days (JFS 3.40).")
+    allotted_days: int = Field(description="Allotted time from start, calendar days (JFS 5.08).")
+    max_re_referrals: int = Field(description="Re-referrals allowed (JFS 3.42, 5.16).")
+    funding: list[FundingElement]
+    job_outcome_min_hours: int | None
+
+
+class ProgrammeList(BaseModel):
+    items: list[ProgrammeOut]

@@ -1,0 +1,93 @@
+"""Referrals and their append-only history."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.database import Base, BigIntPK, UTCDateTime
+
+
+class Referral(Base):
+    __tablename__ = "referrals"
+    __table_args__ = (
+        # Open-referral and re-referral checks look a participant up by NINO and programme.
+        Index("ix_referrals_nino_programme", "nino", "programme"),
+        Index("ix_referrals_provider_id_id", "provider_id", "id"),
+        Index("ix_referrals_status_referral_date", "status", "referral_date"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    programme: Mapped[str] = mapped_column(ForeignKey("programmes.code"))
+    provider_id: Mapped[str] = mapped_column(String(40))
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    nino: Mapped[str] = mapped_column(String(9))
+    referral_date: Mapped[date] = mapped_column(Date)
+    acknowledgement_due: Mapped[date] = mapped_column(Date)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    start_date: Mapped[date | None] = mapped_column(Date)
+    initial_meeting_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    end_code: Mapped[int | None] = mapped_column(Integer)
+    last_engagement_date: Mapped[date | None] = mapped_column(Date)
+    policy_reference: Mapped[str | None] = mapped_column(String(100))
+    provider_reference: Mapped[str | None] = mapped_column(String(100))
+    rejection_reason: Mapped[str | None] = mapped_column(String(16))
+    cancellation_reason: Mapped[str | None] = mapped_column(String(16))
+    closed_by: Mapped[str | None] = mapped_column(String(16))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # SES 3.15, JFS 3.37: set when POST backs out a start, cleared by the cancel that follows.
+    start_backed_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    re_referral: Mapped[bool] = mapped_column(Boolean, default=False)
+    mappa: Mapped[bool] = mapped_column(Boolean, default=False)
+    participant: Mapped[dict[str, Any]] = mapped_column(JSON)
+    markers: Mapped[dict[str, Any]] = mapped_column(JSON)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+    # Every UPDATE is conditional on the version read: a lost race changes nothing.
+    __mapper_args__ = {"version_id_col": version}
+
+
+class ReferralEvent(Base):
+    """One change of a referral. Append-only: never updated, never deleted."""
+
+    __tablename__ = "referral_events"
+    __table_args__ = (
+        Index("ix_referral_events_referral_id_id", "referral_id", "id"),
+        # The change feed reads in (txid, id) order, per provider or for everyone.
+        Index("ix_referral_events_txid_id", "txid", "id"),
+        Index("ix_referral_events_provider_id_txid_id", "provider_id", "txid", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    # PostgreSQL: the writing transaction's id, so the feed can hold back events of
+    # transactions still in flight. SQLite serialises writers, so there it is 0.
+    txid: Mapped[int] = mapped_column(BigInteger)
+    referral_id: Mapped[str] = mapped_column(ForeignKey("referrals.id"))
+    provider_id: Mapped[str] = mapped_column(String(40))
+    type: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor_sub: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    actor_provider_id: Mapped[str | None] = mapped_column(String(40))
+    referral_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)

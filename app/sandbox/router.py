@@ -1,0 +1,108 @@
+"""Sandbox endpoints (api-contract.md, Sandbox): only with ``PRAP_SANDBOX=1``, else 404.
+
+Always documented (the OpenAPI document is the same whatever the settings), marked
+sandbox-only. No token needed: the sandbox exists for JCP-side test harnesses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.contracts.schemas import ProviderId
+from app.core.auth import Role, mint_token
+from app.core.deps import AppSettings, Session
+from app.core.problems import FieldError, NotFound, ValidationProblem, problem_responses
+from app.core.settings import SANDBOX_JWT_SECRET, Settings
+from app.sandbox import service
+
+
+def require_sandbox(settings: AppSettings) -> Settings:
+    if not settings.sandbox:
+        raise NotFound("Sandbox endpoints are enabled with PRAP_SANDBOX=1.")
+    return settings
+
+
+SandboxSettings = Annotated[Settings, Depends(require_sandbox)]
+
+router = APIRouter(
+    prefix="/v1/sandbox",
+    tags=["sandbox"],
+    responses=problem_responses(NotFound),
+)
+
+_SANDBOX_NOTE = "**Sandbox only** (`PRAP_SANDBOX=1`); otherwise 404. No token needed."
+
+
+class ClockSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    now: AwareDatetime = Field(examples=["2026-03-02T09:00:00Z"])
+
+
+class ClockOut(BaseModel):
+    now: datetime
+    today: str = Field(description="The UK local date at `now`.")
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sub: str = Field(min_length=1, max_length=200)
+    role: Role
+    provider_id: ProviderId | None = None
+    scope: str | None = Field(default=None, max_length=200, examples=["referrals claims"])
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+
+
+@router.put(
+    "/clock",
+    operation_id="setSandboxClock",
+    response_model=ClockOut,
+    description=f"Stand the clock still at `now`. {_SANDBOX_NOTE}",
+)
+async def set_sandbox_clock(body: ClockSet, _s: SandboxSettings, session: Session) -> ClockOut:
+    clock = await service.set_clock(session, body.now)
+    return ClockOut(now=clock.now, today=clock.today.isoformat())
+
+
+@router.delete(
+    "/clock",
+    operation_id="resetSandboxClock",
+    status_code=204,
+    response_class=Response,
+    description=f"Back to real time. {_SANDBOX_NOTE}",
+)
+async def reset_sandbox_clock(_s: SandboxSettings, session: Session) -> Response:
+    await service.reset_clock(session)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/tokens",
+    operation_id="createSandboxToken",
+    response_model=TokenOut,
+    description=f"Mint a token for any role. {_SANDBOX_NOTE}",
+)
+async def create_sandbox_token(body: TokenRequest, settings: SandboxSettings) -> TokenOut:
+    if settings.jwt_public_key:
+        raise NotFound("Sandbox tokens are minted only when tokens are HS256.")
+    if body.role is Role.provider and not body.provider_id:
+        raise ValidationProblem(
+            errors=[FieldError(field="provider_id", message="Required for role provider.")]
+        )
+    token = mint_token(
+        sub=body.sub,
+        role=body.role,
+        key=settings.jwt_secret or SANDBOX_JWT_SECRET,
+        provider_id=body.provider_id,
+        scopes=(body.scope or "").split(),
+    )
+    return TokenOut(access_token=token)

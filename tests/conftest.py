@@ -1,0 +1,108 @@
+"""Test fixtures: the real app over HTTP (httpx ASGITransport) against a real database.
+
+The database is chosen by ``PRAP_TEST_DATABASE_URL`` (default: a fresh SQLite file). The
+schema is built by running the migrations, once per session; each test starts from empty
+tables (the programme catalogue, seeded by migration, stays).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.cli import migrate_database
+from app.core.settings import Settings
+from app.main import create_app
+from tests.helpers import TEST_SECRET, Api
+
+MUTABLE_TABLES = (
+    "referral_events",
+    "referrals",
+    "contracts",
+    "idempotency_records",
+    "sandbox_clock",
+)
+
+
+def _database_url() -> str:
+    url = os.environ.get("PRAP_TEST_DATABASE_URL")
+    if url:
+        return url
+    directory = Path(tempfile.mkdtemp(prefix="prap-test-"))
+    return f"sqlite+aiosqlite:///{directory / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    url = _database_url()
+    if url.startswith("postgresql"):
+        _reset_postgres(url)
+    migrate_database(Settings(database_url=url))
+    return url
+
+
+def _reset_postgres(url: str) -> None:
+    import asyncio
+
+    async def reset() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+
+    asyncio.run(reset())
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        jwt_secret=TEST_SECRET,
+        sandbox=True,
+        scheduler=False,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    yield application
+    await application.state.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def _clean_tables(app: FastAPI) -> None:
+    engine = app.state.engine
+    async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execute(
+                text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} RESTART IDENTITY CASCADE")
+            )
+        else:
+            for table in MUTABLE_TABLES:
+                await connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://prap.test") as c:
+        yield c
+
+
+@pytest.fixture
+def api(client: AsyncClient) -> Api:
+    return Api(client)
+
+
+@pytest.fixture
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
