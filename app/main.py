@@ -30,7 +30,9 @@ from app.core.problems import (
 )
 from app.core.settings import Settings, get_settings
 from app.core.unit_of_work import UnitOfWorkMiddleware
+from app.events.router import router as events_router
 from app.programmes.router import router as programmes_router
+from app.referrals.router import router as referrals_router
 from app.sandbox.router import router as sandbox_router
 
 logger = logging.getLogger("prap")
@@ -151,7 +153,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
-    for router in (programmes_router, contracts_router, sandbox_router):
+    # In the order of api-contract.md's tables, so the document reads the same way.
+    for router in (
+        referrals_router,
+        events_router,
+        programmes_router,
+        contracts_router,
+        sandbox_router,
+    ):
         app.include_router(router)
 
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

@@ -105,3 +105,64 @@ class Api:
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
         return body
+
+
+def referral_body(
+    *,
+    nino: str = "AB123456C",
+    programme: str = "JFS",
+    provider_id: str = PROVIDER,
+    mappa: bool = False,
+    with_contact_details: bool = True,
+) -> dict[str, Any]:
+    participant: dict[str, Any] = {
+        "title": "Ms",
+        "forename": "Ada",
+        "surname": "Byron",
+        "nino": nino,
+        "date_of_birth": "1990-05-01",
+        "email": "ada@example.org",
+        "welsh_language": False,
+    }
+    if with_contact_details:
+        participant |= {
+            "address": {"lines": ["1 High Street", "Leeds"], "postcode": "LS1 1AA"},
+            "phone": "0113 496 0000",
+            "mobile": "07700 900000",
+        }
+    return {
+        "programme": programme,
+        "provider_id": provider_id,
+        "special_customer_record": False,
+        "participant": participant,
+        "markers": {
+            "mappa": mappa,
+            "safeguard": False,
+            "disadvantaged": False,
+            "incident": False,
+            "disabled": False,
+        },
+        "details": {"qualifications": "NVQ 2", "driving_licence": True, "aims": "Work"},
+    }
+
+
+async def create_referral(client: AsyncClient, **kwargs: Any) -> dict[str, Any]:
+    response = await client.post("/v1/referrals", headers=JCP, json=referral_body(**kwargs))
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def act(
+    client: AsyncClient,
+    referral_id: str,
+    action: str,
+    body: dict[str, Any] | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return await client.post(
+        f"/v1/referrals/{referral_id}/{action}",
+        headers=headers or PROVIDER_A,
+        json=body if body is not None else {},
+    )

@@ -19,7 +19,7 @@ Reader = Annotated[
     Principal,
     Depends(require(Role.admin, Role.post, Role.provider, scopes=(Scope.referrals, Scope.claims))),
 ]
-ContractId = Annotated[str, Path(max_length=40)]
+ContractId = Annotated[str, Path(alias="id", max_length=40)]
 
 
 @router.post(
@@ -62,7 +62,7 @@ async def list_contracts(
 
 
 @router.get(
-    "/{contract_id}",
+    "/{id}",
     operation_id="getContract",
     response_model=ContractOut,
     responses=problem_responses(NotFound),

@@ -20,12 +20,24 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, BigIntPK, UTCDateTime
 
+OPEN_STATUSES_SQL = "status IN ('referred', 'acknowledged', 'accepted', 'started')"
+
 
 class Referral(Base):
     __tablename__ = "referrals"
     __table_args__ = (
         # Open-referral and re-referral checks look a participant up by NINO and programme.
         Index("ix_referrals_nino_programme", "nino", "programme"),
+        # JFS 5.19: one open referral per participant and programme, enforced by the database
+        # so that two concurrent referrals cannot both get through.
+        Index(
+            "uq_referrals_open_participation",
+            "nino",
+            "programme",
+            unique=True,
+            sqlite_where=text(OPEN_STATUSES_SQL),
+            postgresql_where=text(OPEN_STATUSES_SQL),
+        ),
         Index("ix_referrals_provider_id_id", "provider_id", "id"),
         Index("ix_referrals_status_referral_date", "status", "referral_date"),
     )

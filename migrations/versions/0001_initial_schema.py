@@ -173,6 +173,15 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_referrals'))
     )
     op.create_index('ix_referrals_nino_programme', 'referrals', ['nino', 'programme'], unique=False)
+    open_statuses = sa.text("status IN ('referred', 'acknowledged', 'accepted', 'started')")
+    op.create_index(
+        'uq_referrals_open_participation',
+        'referrals',
+        ['nino', 'programme'],
+        unique=True,
+        sqlite_where=open_statuses,
+        postgresql_where=open_statuses,
+    )
     op.create_index('ix_referrals_provider_id_id', 'referrals', ['provider_id', 'id'], unique=False)
     op.create_index('ix_referrals_status_referral_date', 'referrals', ['status', 'referral_date'], unique=False)
 
@@ -225,6 +234,7 @@ def downgrade() -> None:
     op.drop_index('ix_referrals_status_referral_date', table_name='referrals')
     op.drop_index('ix_referrals_provider_id_id', table_name='referrals')
     op.drop_index('ix_referrals_nino_programme', table_name='referrals')
+    op.drop_index('uq_referrals_open_participation', table_name='referrals')
 
     op.drop_table('referrals')
     op.drop_index('ix_contracts_provider_programme', table_name='contracts')

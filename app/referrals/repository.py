@@ -1,0 +1,62 @@
+"""Referral and event queries. Every read starts from ``readable_referrals`` or
+``readable_events``: tenancy is enforced here, in one place, so that no endpoint can forget
+it. A provider asking for another provider's referral finds nothing, exactly as for an id
+that does not exist (domain.md §1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, Select, Text, cast, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import Principal
+from app.core.problems import NotFound
+from app.referrals.models import Referral, ReferralEvent
+
+
+def readable_referrals(principal: Principal) -> Select[Referral]:
+    statement = select(Referral)
+    if principal.is_provider:
+        statement = statement.where(Referral.provider_id == principal.provider_id)
+    return statement
+
+
+def readable_events(principal: Principal) -> Select[ReferralEvent]:
+    statement = select(ReferralEvent)
+    if principal.is_provider:
+        statement = statement.where(ReferralEvent.provider_id == principal.provider_id)
+    return statement
+
+
+async def get_readable(
+    session: AsyncSession, principal: Principal, referral_id: str, *, for_update: bool = False
+) -> Referral:
+    statement = readable_referrals(principal).where(Referral.id == referral_id)
+    if for_update:
+        # PostgreSQL: conflicting actions queue on the row; SQLite already serialises writers.
+        statement = statement.with_for_update()
+    referral = (await session.scalars(statement)).one_or_none()
+    if referral is None:
+        raise NotFound("No such referral.")
+    return referral
+
+
+async def prior_referrals(session: AsyncSession, nino: str, programme: str) -> list[Referral]:
+    statement = select(Referral).where(Referral.nino == nino, Referral.programme == programme)
+    return list((await session.scalars(statement)).all())
+
+
+def transaction_id(dialect: str) -> ColumnElement[Any]:
+    """The writing transaction's id on PostgreSQL (see ``ReferralEvent.txid``); 0 on SQLite."""
+    if dialect == "postgresql":
+        return cast(cast(func.pg_current_xact_id(), Text), BigInteger)
+    return literal(0, BigInteger)
+
+
+def visible_horizon(dialect: str) -> ColumnElement[Any] | None:
+    """Events of transactions at or past this id may still be in flight (PostgreSQL only):
+    the feed holds them back so that a reader never skips one that commits later."""
+    if dialect == "postgresql":
+        return cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger)
+    return None

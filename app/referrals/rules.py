@@ -1,0 +1,298 @@
+"""Referral rules as pure functions of data and a clock (domain.md §2-§5).
+
+No I/O here: each function reads a referral's facts and the request, and either returns what
+changes or raises the problem the API answers with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+from app.core.calendar import acknowledgement_due
+from app.core.clock import Clock, uk_date
+from app.core.problems import (
+    AcknowledgementWindowClosed,
+    DateOutOfRange,
+    EndCodeAutomatedOnly,
+    InvalidTransition,
+    MappaContactDetails,
+    OpenReferralExists,
+    PolicyReferenceRequired,
+    ReReferralNotAllowed,
+)
+from app.referrals.states import (
+    END_CODES_BARRING_RE_REFERRAL,
+    END_CODES_NEEDING_POLICY_REFERENCE,
+    SYSTEM_ONLY_END_CODES,
+    CancellationReason,
+    ClosedBy,
+    EndCode,
+    ReferralAction,
+    ReferralStatus,
+)
+from app.referrals.transitions import state_allows
+
+# HMRC's NINO format: prefix letters (first not D F I Q U V; second not D F I O Q U V;
+# BG GB KN NK NT TN ZZ never allocated), six digits, suffix A-D.
+_NINO = re.compile(r"^(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\d{6}[A-D]$")
+
+# SES 3.15, JFS 3.37-3.38: the provider cancels within 24 hours of a back-out.
+BACK_OUT_CANCEL_WINDOW = timedelta(hours=24)
+
+MAPPA_NOTICE = (
+    "MAPPA case: further information is held by the provider's nominated officer "
+    "(SES 3.37, GEN 88-90)."
+)
+
+
+def normalise_nino(value: str) -> str:
+    return "".join(value.split()).upper()
+
+
+def is_valid_nino(value: str) -> bool:
+    return bool(_NINO.match(normalise_nino(value)))
+
+
+class ReferralFacts(Protocol):
+    """What the rules read of a referral (the ORM model satisfies it)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def referral_date(self) -> date: ...
+    @property
+    def acknowledgement_due(self) -> date: ...
+    @property
+    def acknowledged_at(self) -> datetime | None: ...
+    @property
+    def start_date(self) -> date | None: ...
+    @property
+    def start_backed_out_at(self) -> datetime | None: ...
+
+
+class PriorReferral(Protocol):
+    @property
+    def status(self) -> str: ...
+    @property
+    def end_code(self) -> int | None: ...
+    @property
+    def re_referral(self) -> bool: ...
+
+
+def back_out_pending(referral: ReferralFacts) -> bool:
+    """A start was backed out and the provider has not yet cancelled (JFS 3.37)."""
+    return referral.start_backed_out_at is not None and referral.status == ReferralStatus.accepted
+
+
+def cancel_overdue(referral: ReferralFacts, clock: Clock) -> bool:
+    """The did-not-start cancel is more than 24 hours late (a compliance flag only)."""
+    return (
+        back_out_pending(referral)
+        and referral.start_backed_out_at is not None
+        and clock.now > referral.start_backed_out_at + BACK_OUT_CANCEL_WINDOW
+    )
+
+
+def acknowledged_in_time(referral: ReferralFacts, today: date) -> bool:
+    """JFS 3.07-3.08: acknowledged (or acknowledgeable still) by the deadline."""
+    if referral.acknowledged_at is not None:
+        return uk_date(referral.acknowledged_at) <= referral.acknowledgement_due
+    return today <= referral.acknowledgement_due
+
+
+def acknowledgement_deadline(referral_date: date, working_days: int) -> date:
+    return acknowledgement_due(referral_date, working_days)
+
+
+# --- the guards each action applies before its change -------------------------------------
+
+
+def check_state(referral: ReferralFacts, action: ReferralAction) -> None:
+    if not state_allows(
+        action, ReferralStatus(referral.status), back_out_pending=back_out_pending(referral)
+    ):
+        raise InvalidTransition()
+
+
+def check_time_rules(referral: ReferralFacts, action: ReferralAction, today: date) -> None:
+    """The acknowledgement window (JFS 3.07-3.08): acknowledging only until the deadline;
+    accepting and starting refused for a referral not acknowledged in time."""
+    if action in {ReferralAction.acknowledge, ReferralAction.accept, ReferralAction.start} and (
+        not acknowledged_in_time(referral, today)
+    ):
+        raise AcknowledgementWindowClosed()
+
+
+def action_possible(referral: ReferralFacts, action: ReferralAction, today: date) -> bool:
+    """State and time rules both allow the action (for ``allowed_actions``)."""
+    try:
+        check_state(referral, action)
+        check_time_rules(referral, action, today)
+    except (InvalidTransition, AcknowledgementWindowClosed):
+        return False
+    return True
+
+
+def _in_range(value: date, low: date, high: date, what: str) -> None:
+    if value < low:
+        raise DateOutOfRange(f"{what} is before {low.isoformat()}.")
+    if value > high:
+        raise DateOutOfRange(f"{what} is after {high.isoformat()}.")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What an action writes: the referral's new field values and the event's data."""
+
+    fields: dict[str, Any]
+    event_data: dict[str, Any] = field(default_factory=dict)
+
+
+def acknowledge(clock: Clock) -> Change:
+    return Change({"status": ReferralStatus.acknowledged, "acknowledged_at": clock.now})
+
+
+def accept(referral: ReferralFacts, clock: Clock) -> Change:
+    # Accepting also acknowledges (domain.md §4).
+    return Change(
+        {
+            "status": ReferralStatus.accepted,
+            "accepted_at": clock.now,
+            "acknowledged_at": referral.acknowledged_at or clock.now,
+        }
+    )
+
+
+def _close(status: ReferralStatus, clock: Clock, **fields: Any) -> dict[str, Any]:
+    return {"status": status, "closed_by": ClosedBy.provider, "closed_at": clock.now, **fields}
+
+
+def reject(clock: Clock, reason: str, note: str | None) -> Change:
+    return Change(
+        _close(ReferralStatus.rejected, clock, rejection_reason=reason),
+        {"reason": reason, "note": note},
+    )
+
+
+def cancel(
+    referral: ReferralFacts,
+    clock: Clock,
+    reason: CancellationReason,
+    note: str | None,
+    initial_meeting_date: date | None = None,
+) -> Change:
+    if back_out_pending(referral) and reason is not CancellationReason.did_not_start:
+        # JFS 3.37: after a back-out only the "did not start" cancel is allowed.
+        raise InvalidTransition(
+            "The start was backed out: the referral must be cancelled as did_not_start."
+        )
+    fields = _close(ReferralStatus.cancelled, clock, cancellation_reason=reason)
+    data: dict[str, Any] = {"reason": str(reason), "note": note}
+    if initial_meeting_date is not None:
+        # JFS 3.31-3.32: attended the initial meeting but did not start.
+        _in_range(initial_meeting_date, referral.referral_date, clock.today, "initial_meeting_date")
+        fields["initial_meeting_date"] = initial_meeting_date
+        data["initial_meeting_date"] = initial_meeting_date.isoformat()
+    return Change(fields, data)
+
+
+def start(
+    referral: ReferralFacts, clock: Clock, start_date: date, provider_reference: str | None
+) -> Change:
+    # JFS 3.27, annex 3: the start date is the initial meeting date; recorded retrospectively
+    # if need be, never before the referral nor in the future.
+    _in_range(start_date, referral.referral_date, clock.today, "start_date")
+    return Change(
+        {
+            "status": ReferralStatus.started,
+            "start_date": start_date,
+            "initial_meeting_date": start_date,
+            "provider_reference": provider_reference,
+        },
+        {"start_date": start_date.isoformat(), "provider_reference": provider_reference},
+    )
+
+
+def end(
+    referral: ReferralFacts,
+    clock: Clock,
+    end_code: EndCode,
+    end_date: date,
+    last_engagement_date: date,
+    policy_reference: str | None,
+) -> Change:
+    if end_code in SYSTEM_ONLY_END_CODES:
+        raise EndCodeAutomatedOnly()
+    if end_code in END_CODES_NEEDING_POLICY_REFERENCE and not policy_reference:
+        raise PolicyReferenceRequired()
+    assert referral.start_date is not None
+    # JFS annex 2: start ≤ last engagement ≤ end ≤ today.
+    _in_range(last_engagement_date, referral.start_date, clock.today, "last_engagement_date")
+    _in_range(end_date, last_engagement_date, clock.today, "end_date")
+    return Change(
+        _close(
+            ReferralStatus.ended,
+            clock,
+            end_code=int(end_code),
+            end_date=end_date,
+            last_engagement_date=last_engagement_date,
+            policy_reference=policy_reference,
+        ),
+        {
+            "end_code": int(end_code),
+            "end_date": end_date.isoformat(),
+            "last_engagement_date": last_engagement_date.isoformat(),
+            "policy_reference": policy_reference,
+        },
+    )
+
+
+def back_out(referral: ReferralFacts, clock: Clock, reason: str) -> Change:
+    """SES 3.15, JFS 3.37-3.38: POST backs out a start recorded in error; the provider must
+    then cancel as "did not start" within 24 hours."""
+    start_date = referral.start_date
+    return Change(
+        {
+            "status": ReferralStatus.accepted,
+            "start_date": None,
+            "initial_meeting_date": None,
+            "start_backed_out_at": clock.now,
+        },
+        {
+            "reason": reason,
+            "backed_out_start_date": start_date.isoformat() if start_date else None,
+            "cancel_due_by": (clock.now + BACK_OUT_CANCEL_WINDOW).isoformat(),
+        },
+    )
+
+
+# --- creating a referral -------------------------------------------------------------------
+
+
+def check_mappa(mappa: bool, contact_details_present: bool) -> None:
+    """SES 3.32: MAPPA referrals arrive without address, postcode or telephone numbers."""
+    if mappa and contact_details_present:
+        raise MappaContactDetails()
+
+
+def classify_new_referral(prior: Sequence[PriorReferral], max_re_referrals: int) -> bool:
+    """Whether a new referral is a re-referral, or raise why it may not be made.
+
+    JFS 5.19: no second open referral on the programme. JFS annex 3: a re-referral is a
+    referral of someone who has started before (every ended referral had a start). JFS 3.42,
+    5.16: allowed only where the programme allows, once, and not after code 39 or 45.
+    """
+    if any(ReferralStatus(p.status).is_open for p in prior):
+        raise OpenReferralExists()
+    participations = [p for p in prior if p.status == ReferralStatus.ended]
+    if not participations:
+        return False
+    re_referrals_so_far = sum(1 for p in prior if p.re_referral)
+    barred = any(p.end_code in END_CODES_BARRING_RE_REFERRAL for p in participations)
+    if barred or re_referrals_so_far >= max_re_referrals:
+        raise ReReferralNotAllowed()
+    return True

@@ -1,0 +1,255 @@
+"""Request and response bodies for referrals and their events (api-contract.md, Referrals)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from app.contracts.schemas import ProviderId
+from app.programmes.schemas import ProgrammeCode
+from app.referrals.rules import is_valid_nino, normalise_nino
+from app.referrals.states import (
+    ActorRole,
+    CancellationReason,
+    ClosedBy,
+    EndCode,
+    EventType,
+    ReferralAction,
+    ReferralStatus,
+    RejectionReason,
+)
+
+_POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$")
+
+
+def _nino(value: str) -> str:
+    if not is_valid_nino(value):
+        # The value itself is never echoed back (personal data).
+        raise ValueError("not a valid National Insurance number")
+    return normalise_nino(value)
+
+
+def _postcode(value: str) -> str:
+    compact = "".join(value.split()).upper()
+    if not _POSTCODE.match(compact):
+        raise ValueError("not a valid UK postcode")
+    return f"{compact[:-3]} {compact[-3:]}"
+
+
+Nino = Annotated[
+    str,
+    StringConstraints(min_length=9, max_length=13),
+    AfterValidator(_nino),
+]
+Postcode = Annotated[str, StringConstraints(max_length=10), AfterValidator(_postcode)]
+ShortText = Annotated[str, StringConstraints(max_length=100)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+LongText = Annotated[str, StringConstraints(max_length=2000)]
+Phone = Annotated[str, StringConstraints(min_length=3, max_length=30, pattern=r"^[0-9+() -]+$")]
+Note = Annotated[str, StringConstraints(max_length=2000)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Address(Strict):
+    lines: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=6
+    )
+    postcode: Postcode | None = None
+
+
+class Participant(Strict):
+    """The participant (SES 3.33)."""
+
+    title: ShortText | None = None
+    forename: Name
+    surname: Name
+    nino: Nino
+    date_of_birth: date | None = None
+    address: Address | None = None
+    phone: Phone | None = None
+    mobile: Phone | None = None
+    email: (
+        Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None
+    ) = None
+    welsh_language: bool = False
+
+    def has_contact_details(self) -> bool:
+        """Address, postcode or a telephone number (SES 3.32)."""
+        address = self.address is not None and (bool(self.address.lines) or self.address.postcode)
+        return bool(address or self.phone or self.mobile)
+
+
+class Markers(Strict):
+    mappa: bool = False
+    safeguard: bool = Field(default=False, description="Vulnerable (safeguard) marker.")
+    disadvantaged: bool = False
+    incident: bool = False
+    disabled: bool = False
+
+
+class Details(Strict):
+    """The rest of the SES 3.33 data set."""
+
+    qualifications: LongText | None = None
+    driving_licence: bool | None = None
+    aims: LongText | None = None
+    job_preferences: LongText | None = None
+    employment_history: LongText | None = None
+    preferred_hours: LongText | None = None
+    childcare: LongText | None = None
+    claim_pattern: LongText | None = None
+    availability_restrictions: LongText | None = Field(
+        default=None, description="Employment restrictions."
+    )
+
+
+class ReferralCreate(Strict):
+    programme: ProgrammeCode
+    provider_id: ProviderId
+    special_customer_record: bool = Field(
+        default=False,
+        description="`true` is refused before anything else (422 `special-customer-record`): "
+        "SCR referrals are clerical (SL2, PRaP 11).",
+    )
+    participant: Participant
+    markers: Markers = Field(default_factory=Markers)
+    details: Details = Field(default_factory=Details)
+
+
+class EmptyBody(Strict):
+    pass
+
+
+class RejectBody(Strict):
+    reason: RejectionReason
+    note: Note | None = None
+
+
+class CancelBody(Strict):
+    reason: CancellationReason
+    note: Note | None = None
+
+
+class DidNotAttendBody(Strict):
+    note: Note | None = None
+
+
+class DidNotStartBody(Strict):
+    initial_meeting_date: date | None = Field(
+        default=None, description="When they attended the initial meeting but did not start."
+    )
+    note: Note | None = None
+
+
+class StartBody(Strict):
+    start_date: date
+    provider_reference: ShortText | None = None
+
+
+class EndBody(Strict):
+    end_code: EndCode
+    end_date: date
+    last_engagement_date: date
+    policy_reference: ShortText | None = None
+
+
+class BackOutBody(Strict):
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class SearchBody(Strict):
+    nino: Nino
+
+
+class ReferralOut(BaseModel):
+    id: str
+    programme: ProgrammeCode
+    provider_id: str
+    contract_id: str
+    status: ReferralStatus
+    referral_date: date
+    acknowledgement_due: date
+    acknowledged_at: datetime | None
+    accepted_at: datetime | None
+    start_date: date | None
+    initial_meeting_date: date | None
+    end_date: date | None
+    end_code: EndCode | None
+    last_engagement_date: date | None
+    policy_reference: str | None
+    provider_reference: str | None
+    rejection_reason: RejectionReason | None
+    cancellation_reason: CancellationReason | None
+    closed_by: ClosedBy | None
+    closed_at: datetime | None
+    start_backed_out_at: datetime | None
+    cancel_overdue: bool = Field(
+        description="A backed-out start awaits its did-not-start cancel for over 24 hours."
+    )
+    re_referral: bool
+    mappa: bool
+    mappa_notice: str | None
+    participant: dict[str, Any]
+    markers: dict[str, Any]
+    details: dict[str, Any]
+    allowed_actions: list[ReferralAction] = Field(
+        description="What the caller may do next, from the transition table."
+    )
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReferralList(BaseModel):
+    items: list[ReferralOut]
+    next_cursor: str | None
+
+
+class ReferralSearchResult(BaseModel):
+    items: list[ReferralOut]
+
+
+class Actor(BaseModel):
+    sub: str
+    role: ActorRole
+    provider_id: str | None
+
+
+class EventOut(BaseModel):
+    id: int
+    cursor: str = Field(description="Position in the change feed (`GET /v1/events?after=`).")
+    referral_id: str
+    type: EventType
+    occurred_at: datetime
+    actor: Actor
+    status: ReferralStatus = Field(description="The referral's status after the event.")
+    version: int = Field(description="The referral's version after the event.")
+    programme: ProgrammeCode | None = None
+    provider_id: str
+    reason: str | None = None
+    note: str | None = None
+    start_date: date | None = None
+    initial_meeting_date: date | None = None
+    provider_reference: str | None = None
+    end_code: EndCode | None = None
+    end_date: date | None = None
+    last_engagement_date: date | None = None
+    policy_reference: str | None = None
+    referral_date: date | None = None
+    backed_out_start_date: date | None = None
+    cancel_due_by: datetime | None = None
+
+
+class EventHistory(BaseModel):
+    items: list[EventOut]
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_cursor: str | None

@@ -1,0 +1,386 @@
+"""Referral use cases. Each runs inside the request's transaction and only flushes; the
+unit-of-work middleware commits (style.md, one transaction per request)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.contracts.repository import contract_in_force
+from app.core.auth import Principal
+from app.core.clock import Clock
+from app.core.ids import new_id
+from app.core.pagination import decode_cursor, encode_cursor
+from app.core.problems import (
+    InvalidTransition,
+    NoContract,
+    OpenReferralExists,
+    PreconditionFailed,
+)
+from app.programmes.models import Programme
+from app.referrals import rules
+from app.referrals.models import Referral, ReferralEvent
+from app.referrals.repository import (
+    get_readable,
+    prior_referrals,
+    readable_events,
+    readable_referrals,
+    transaction_id,
+    visible_horizon,
+)
+from app.referrals.schemas import (
+    Actor,
+    BackOutBody,
+    CancelBody,
+    DidNotAttendBody,
+    DidNotStartBody,
+    EndBody,
+    EventOut,
+    ReferralCreate,
+    ReferralOut,
+    RejectBody,
+    StartBody,
+)
+from app.referrals.states import (
+    ActorRole,
+    CancellationReason,
+    EventType,
+    ReferralAction,
+    ReferralStatus,
+)
+from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS
+
+ActionBody = (
+    RejectBody | CancelBody | DidNotAttendBody | DidNotStartBody | StartBody | EndBody | BackOutBody
+)
+
+
+# --- representations -----------------------------------------------------------------------
+
+
+def allowed_actions(referral: Referral, principal: Principal, clock: Clock) -> list[ReferralAction]:
+    """What this caller may do next: the transition table, the caller's role and scope, and
+    the time rules, all as the action endpoints themselves apply them."""
+    allowed = []
+    for action in HTTP_ACTIONS:
+        transition = TRANSITIONS[action]
+        if str(transition.actor) != str(principal.role):
+            continue
+        if transition.scope is not None and str(transition.scope) not in principal.scopes:
+            continue
+        if rules.action_possible(referral, action, clock.today):
+            allowed.append(action)
+    return allowed
+
+
+def to_out(referral: Referral, principal: Principal, clock: Clock) -> ReferralOut:
+    return ReferralOut(
+        id=referral.id,
+        programme=referral.programme,
+        provider_id=referral.provider_id,
+        contract_id=referral.contract_id,
+        status=ReferralStatus(referral.status),
+        referral_date=referral.referral_date,
+        acknowledgement_due=referral.acknowledgement_due,
+        acknowledged_at=referral.acknowledged_at,
+        accepted_at=referral.accepted_at,
+        start_date=referral.start_date,
+        initial_meeting_date=referral.initial_meeting_date,
+        end_date=referral.end_date,
+        end_code=referral.end_code,
+        last_engagement_date=referral.last_engagement_date,
+        policy_reference=referral.policy_reference,
+        provider_reference=referral.provider_reference,
+        rejection_reason=referral.rejection_reason,
+        cancellation_reason=referral.cancellation_reason,
+        closed_by=referral.closed_by,
+        closed_at=referral.closed_at,
+        start_backed_out_at=referral.start_backed_out_at,
+        cancel_overdue=rules.cancel_overdue(referral, clock),
+        re_referral=referral.re_referral,
+        mappa=referral.mappa,
+        mappa_notice=rules.MAPPA_NOTICE if referral.mappa else None,
+        participant=referral.participant,
+        markers=referral.markers,
+        details=referral.details,
+        allowed_actions=allowed_actions(referral, principal, clock),
+        version=referral.version,
+        created_at=referral.created_at,
+        updated_at=referral.updated_at,
+    )
+
+
+def event_cursor(event: ReferralEvent) -> str:
+    return encode_cursor(event.txid, event.id)
+
+
+def event_out(event: ReferralEvent) -> EventOut:
+    data = {k: v for k, v in event.data.items() if k in EventOut.model_fields and v is not None}
+    return EventOut.model_validate(
+        {
+            **data,
+            "id": event.id,
+            "cursor": event_cursor(event),
+            "referral_id": event.referral_id,
+            "type": event.type,
+            "occurred_at": event.occurred_at,
+            "actor": Actor(
+                sub=event.actor_sub,
+                role=ActorRole(event.actor_role),
+                provider_id=event.actor_provider_id,
+            ),
+            "status": event.status,
+            "version": event.referral_version,
+            "provider_id": event.provider_id,
+        }
+    )
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+async def _record_event(
+    session: AsyncSession,
+    referral: Referral,
+    event_type: EventType,
+    principal: Principal,
+    clock: Clock,
+    data: dict[str, Any],
+) -> None:
+    session.add(
+        ReferralEvent(
+            txid=transaction_id(session.get_bind().dialect.name),
+            referral_id=referral.id,
+            provider_id=referral.provider_id,
+            type=event_type,
+            occurred_at=clock.now,
+            actor_sub=principal.sub,
+            actor_role=principal.role,
+            actor_provider_id=principal.provider_id,
+            referral_version=referral.version,
+            status=referral.status,
+            data={k: v for k, v in data.items() if v is not None},
+        )
+    )
+    await session.flush()
+
+
+async def create_referral(
+    session: AsyncSession, clock: Clock, principal: Principal, body: ReferralCreate
+) -> ReferralOut:
+    """domain.md §5: contract, open referral (JFS 5.19), re-referral (JFS 3.42, 5.16)."""
+    rules.check_mappa(body.markers.mappa, body.participant.has_contact_details())
+    referral_date = clock.today
+    programme = await session.get(Programme, str(body.programme))
+    assert programme is not None, "the schema admits only catalogued programmes"
+    contract = await contract_in_force(
+        session, provider_id=body.provider_id, programme=programme.code, on=referral_date
+    )
+    if contract is None:
+        raise NoContract()
+    prior = await prior_referrals(session, body.participant.nino, programme.code)
+    re_referral = rules.classify_new_referral(prior, programme.max_re_referrals)
+    participant = body.participant.model_dump(mode="json", exclude_none=True)
+    referral = Referral(
+        id=new_id(),
+        programme=programme.code,
+        provider_id=body.provider_id,
+        contract_id=contract.id,
+        status=ReferralStatus.referred,
+        nino=body.participant.nino,
+        referral_date=referral_date,
+        acknowledgement_due=rules.acknowledgement_deadline(
+            referral_date, programme.acknowledge_working_days
+        ),
+        re_referral=re_referral,
+        mappa=body.markers.mappa,
+        participant=participant,
+        markers=body.markers.model_dump(mode="json"),
+        details=body.details.model_dump(mode="json", exclude_none=True),
+        created_at=clock.now,
+        updated_at=clock.now,
+    )
+    session.add(referral)
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        # A concurrent request referred the same participant a moment ago: the partial
+        # unique index on open referrals (JFS 5.19) let only one through.
+        raise OpenReferralExists() from error
+    await _record_event(
+        session,
+        referral,
+        EventType.created,
+        principal,
+        clock,
+        {
+            "programme": programme.code,
+            "referral_date": referral_date.isoformat(),
+            "re_referral": re_referral,
+        },
+    )
+    return to_out(referral, principal, clock)
+
+
+def _matches(if_match: str, version: int) -> bool:
+    if if_match.strip() == "*":
+        return True
+    candidates = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    return str(version) in candidates
+
+
+def _decide(referral: Referral, action: ReferralAction, body: Any, clock: Clock) -> rules.Change:
+    match action:
+        case ReferralAction.acknowledge:
+            return rules.acknowledge(clock)
+        case ReferralAction.accept:
+            return rules.accept(referral, clock)
+        case ReferralAction.reject:
+            return rules.reject(clock, body.reason, body.note)
+        case ReferralAction.cancel:
+            return rules.cancel(referral, clock, body.reason, body.note)
+        case ReferralAction.did_not_attend:
+            return rules.cancel(referral, clock, CancellationReason.did_not_attend, body.note)
+        case ReferralAction.did_not_start:
+            return rules.cancel(
+                referral,
+                clock,
+                CancellationReason.did_not_start,
+                body.note,
+                body.initial_meeting_date,
+            )
+        case ReferralAction.start:
+            return rules.start(referral, clock, body.start_date, body.provider_reference)
+        case ReferralAction.end:
+            return rules.end(
+                referral,
+                clock,
+                body.end_code,
+                body.end_date,
+                body.last_engagement_date,
+                body.policy_reference,
+            )
+        case ReferralAction.back_out:
+            return rules.back_out(referral, clock, body.reason)
+    raise InvalidTransition()  # the system's own actions run as jobs
+
+
+async def perform(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    referral_id: str,
+    action: ReferralAction,
+    body: ActionBody | None,
+    if_match: str | None,
+) -> ReferralOut:
+    """Apply one action: 404 (tenancy), 412 (If-Match), then the table and the rules."""
+    referral = await get_readable(session, principal, referral_id, for_update=True)
+    if if_match is not None and not _matches(if_match, referral.version):
+        raise PreconditionFailed()
+    rules.check_state(referral, action)
+    rules.check_time_rules(referral, action, clock.today)
+    change = _decide(referral, action, body, clock)
+    for name, value in change.fields.items():
+        setattr(referral, name, value)
+    referral.updated_at = clock.now
+    try:
+        await session.flush()
+    except StaleDataError as error:
+        # Another request changed the referral between our read and our write.
+        raise InvalidTransition("The referral changed meanwhile; read it again.") from error
+    await _record_event(
+        session, referral, TRANSITIONS[action].event, principal, clock, change.event_data
+    )
+    return to_out(referral, principal, clock)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+async def get_referral(
+    session: AsyncSession, clock: Clock, principal: Principal, referral_id: str
+) -> ReferralOut:
+    return to_out(await get_readable(session, principal, referral_id), principal, clock)
+
+
+async def list_referrals(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    *,
+    status: ReferralStatus | None,
+    programme: str | None,
+    provider_id: str | None,
+    referred_from: date | None,
+    referred_to: date | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[ReferralOut], str | None]:
+    statement: Select[Referral] = readable_referrals(principal)
+    if status is not None:
+        statement = statement.where(Referral.status == status)
+    if programme is not None:
+        statement = statement.where(Referral.programme == programme)
+    if provider_id is not None:
+        statement = statement.where(Referral.provider_id == provider_id)
+    if referred_from is not None:
+        statement = statement.where(Referral.referral_date >= referred_from)
+    if referred_to is not None:
+        statement = statement.where(Referral.referral_date <= referred_to)
+    if cursor is not None:
+        (after,) = decode_cursor(cursor, str)
+        statement = statement.where(Referral.id > after)
+    rows = list((await session.scalars(statement.order_by(Referral.id).limit(limit + 1))).all())
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
+    return [to_out(r, principal, clock) for r in page], next_cursor
+
+
+async def search_referrals(
+    session: AsyncSession, clock: Clock, principal: Principal, nino: str
+) -> list[ReferralOut]:
+    statement = readable_referrals(principal).where(Referral.nino == nino).order_by(Referral.id)
+    return [to_out(r, principal, clock) for r in (await session.scalars(statement)).all()]
+
+
+async def referral_history(
+    session: AsyncSession, principal: Principal, referral_id: str
+) -> list[EventOut]:
+    await get_readable(session, principal, referral_id)
+    statement = (
+        readable_events(principal)
+        .where(ReferralEvent.referral_id == referral_id)
+        .order_by(ReferralEvent.id)
+    )
+    return [event_out(e) for e in (await session.scalars(statement)).all()]
+
+
+async def change_feed(
+    session: AsyncSession, principal: Principal, *, after: str | None, limit: int
+) -> tuple[list[EventOut], str | None]:
+    """Events in commit order: (transaction id, event id). On PostgreSQL, events of
+    transactions that may still be in flight are held back until they settle, so a reader
+    polling with ``after`` never skips an event nor sees one twice."""
+    statement = readable_events(principal)
+    horizon = visible_horizon(session.get_bind().dialect.name)
+    if horizon is not None:
+        statement = statement.where(ReferralEvent.txid < horizon)
+    if after is not None:
+        txid, event_id = decode_cursor(after, int, int)
+        statement = statement.where(
+            or_(
+                ReferralEvent.txid > txid,
+                and_(ReferralEvent.txid == txid, ReferralEvent.id > event_id),
+            )
+        )
+    statement = statement.order_by(ReferralEvent.txid, ReferralEvent.id).limit(limit + 1)
+    rows = list((await session.scalars(statement)).all())
+    page = rows[:limit]
+    next_cursor = event_cursor(page[-1]) if len(rows) > limit else None
+    return [event_out(e) for e in page], next_cursor
