@@ -26,7 +26,12 @@ async def test_happy_path(client: AsyncClient, api: Api) -> None:
     assert r.status_code == 200, r.text
     history = (await client.get(f"/v1/referrals/{rid}/history", headers=POST)).json()["items"]
     assert [e["type"] for e in history] == [
-        "created", "acknowledged", "accepted", "started", "backed_out", "did_not_start"
+        "created",
+        "acknowledged",
+        "accepted",
+        "started",
+        "backed_out",
+        "did_not_start",
     ]
     feed = (await client.get("/v1/events", headers=POST)).json()
     assert len(feed["items"]) == 6
