@@ -115,6 +115,56 @@ def serve(
     )
 
 
+jobs_cli = typer.Typer(help="The daily jobs (JFS 3.40 auto DNA, JFS 5.08 auto end).")
+cli.add_typer(jobs_cli, name="jobs")
+
+
+@jobs_cli.command("run")
+def run_job_command(
+    job: Annotated[str, typer.Argument(help="auto-dna or auto-end")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="YYYY-MM-DD; today by default, never later.")
+    ] = None,
+) -> None:
+    """Run one job now, for a cron job or a Kubernetes CronJob. Safe to run concurrently."""
+    from datetime import date
+
+    from app.core.database import create_engine, create_session_factory
+    from app.jobs.service import Job, Trigger, run_job
+    from app.sandbox.service import read_clock
+
+    try:
+        chosen = Job(job)
+    except ValueError as error:
+        raise typer.BadParameter("job must be auto-dna or auto-end") from error
+    settings = Settings()
+
+    async def run() -> str:
+        engine = create_engine(settings)
+        sessions = create_session_factory(engine)
+        try:
+            async with sessions() as session:
+                clock = await read_clock(session, sandbox=settings.sandbox)
+            day = date.fromisoformat(as_of) if as_of else clock.today
+            if day > clock.today:
+                raise typer.BadParameter("--as-of may not be after today")
+            result = await run_job(sessions, chosen, clock=clock, as_of=day, trigger=Trigger.cli)
+        finally:
+            await engine.dispose()
+        return json.dumps(
+            {
+                "job": str(result.job),
+                "as_of": result.as_of.isoformat(),
+                "changed": result.changed,
+                "batches": result.batches,
+                "duration_ms": result.duration_ms,
+                "run_id": result.run_id,
+            }
+        )
+
+    typer.echo(asyncio.run(run()))
+
+
 def main() -> None:
     cli()
 

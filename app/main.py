@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +33,8 @@ from app.core.problems import (
 from app.core.settings import Settings, get_settings
 from app.core.unit_of_work import UnitOfWorkMiddleware
 from app.events.router import router as events_router
+from app.jobs.router import router as jobs_router
+from app.jobs.scheduler import scheduler_loop
 from app.programmes.router import router as programmes_router
 from app.referrals.router import router as referrals_router
 from app.sandbox.router import router as sandbox_router
@@ -107,7 +111,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise RuntimeError(
                 "No token key: set PRAP_JWT_SECRET or PRAP_JWT_PUBLIC_KEY (or PRAP_SANDBOX=1)."
             )
+        scheduler = (
+            asyncio.create_task(scheduler_loop(sessions, settings), name="prap-scheduler")
+            if settings.scheduler
+            else None
+        )
         yield
+        if scheduler is not None:
+            scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scheduler
         await engine.dispose()
 
     app = FastAPI(
@@ -159,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events_router,
         programmes_router,
         contracts_router,
+        jobs_router,
         sandbox_router,
     ):
         app.include_router(router)

@@ -3,6 +3,7 @@
 from app.contracts.models import Contract
 from app.core.database import Base
 from app.idempotency.models import IdempotencyRecord
+from app.jobs.models import JobRun
 from app.programmes.models import Programme
 from app.referrals.models import Referral, ReferralEvent
 from app.sandbox.models import SandboxClock
@@ -11,6 +12,7 @@ __all__ = [
     "Base",
     "Contract",
     "IdempotencyRecord",
+    "JobRun",
     "Programme",
     "Referral",
     "ReferralEvent",

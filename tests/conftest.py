@@ -29,6 +29,7 @@ MUTABLE_TABLES = (
     "contracts",
     "idempotency_records",
     "sandbox_clock",
+    "job_runs",
 )
 
 

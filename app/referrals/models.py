@@ -21,6 +21,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.core.database import Base, BigIntPK, UTCDateTime
 
 OPEN_STATUSES_SQL = "status IN ('referred', 'acknowledged', 'accepted', 'started')"
+AUTO_DNA_STATUSES_SQL = "status IN ('referred', 'acknowledged', 'accepted')"
+AUTO_END_STATUSES_SQL = "status = 'started'"
 
 
 class Referral(Base):
@@ -40,6 +42,21 @@ class Referral(Base):
         ),
         Index("ix_referrals_provider_id_id", "provider_id", "id"),
         Index("ix_referrals_status_referral_date", "status", "referral_date"),
+        # The daily jobs read only what is due: small partial indexes on the deadlines.
+        Index(
+            "ix_referrals_auto_dna_due",
+            "auto_dna_on",
+            "id",
+            sqlite_where=text(AUTO_DNA_STATUSES_SQL),
+            postgresql_where=text(AUTO_DNA_STATUSES_SQL),
+        ),
+        Index(
+            "ix_referrals_auto_end_due",
+            "auto_end_on",
+            "id",
+            sqlite_where=text(AUTO_END_STATUSES_SQL),
+            postgresql_where=text(AUTO_END_STATUSES_SQL),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
@@ -53,6 +70,11 @@ class Referral(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     start_date: Mapped[date | None] = mapped_column(Date)
+    # JFS 3.40: the day the auto-DNA job closes the referral if nobody has (referral date +
+    # the programme's auto-DNA days). JFS 5.08: the day the auto-end job ends a started one
+    # (start date + the programme's allotted days); null while not started.
+    auto_dna_on: Mapped[date] = mapped_column(Date)
+    auto_end_on: Mapped[date | None] = mapped_column(Date)
     initial_meeting_date: Mapped[date | None] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
     end_code: Mapped[int | None] = mapped_column(Integer)

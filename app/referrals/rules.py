@@ -201,7 +201,11 @@ def cancel(
 
 
 def start(
-    referral: ReferralFacts, clock: Clock, start_date: date, provider_reference: str | None
+    referral: ReferralFacts,
+    clock: Clock,
+    start_date: date,
+    provider_reference: str | None,
+    allotted_days: int,
 ) -> Change:
     # JFS 3.27, annex 3: the start date is the initial meeting date; recorded retrospectively
     # if need be, never before the referral nor in the future.
@@ -212,6 +216,8 @@ def start(
             "start_date": start_date,
             "initial_meeting_date": start_date,
             "provider_reference": provider_reference,
+            # JFS 5.08: provision ends by itself when the allotted time has run.
+            "auto_end_on": start_date + timedelta(days=allotted_days),
         },
         {"start_date": start_date.isoformat(), "provider_reference": provider_reference},
     )
@@ -260,6 +266,7 @@ def back_out(referral: ReferralFacts, clock: Clock, reason: str) -> Change:
             "status": ReferralStatus.accepted,
             "start_date": None,
             "initial_meeting_date": None,
+            "auto_end_on": None,
             "start_backed_out_at": clock.now,
         },
         {

@@ -6,7 +6,14 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 
 from app.contracts.schemas import ProviderId
 from app.programmes.schemas import ProgrammeCode
@@ -112,7 +119,9 @@ class Details(Strict):
 class ReferralCreate(Strict):
     programme: ProgrammeCode
     provider_id: ProviderId
-    special_customer_record: bool = Field(
+    # Strict: only the JSON literal false gets here (true is refused at the boundary); "true",
+    # 1 or "yes" must not slip through lax coercion as an SCR stored electronically.
+    special_customer_record: StrictBool = Field(
         default=False,
         description="`true` is refused before anything else (422 `special-customer-record`): "
         "SCR referrals are clerical (SL2, PRaP 11).",

@@ -3,7 +3,7 @@ unit-of-work middleware commits (style.md, one transaction per request)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, or_
@@ -197,6 +197,7 @@ async def create_referral(
         acknowledgement_due=rules.acknowledgement_deadline(
             referral_date, programme.acknowledge_working_days
         ),
+        auto_dna_on=referral_date + timedelta(days=programme.auto_dna_days),  # JFS 3.40
         re_referral=re_referral,
         mappa=body.markers.mappa,
         participant=participant,
@@ -234,7 +235,9 @@ def _matches(if_match: str, version: int) -> bool:
     return str(version) in candidates
 
 
-def _decide(referral: Referral, action: ReferralAction, body: Any, clock: Clock) -> rules.Change:
+def _decide(
+    referral: Referral, programme: Programme, action: ReferralAction, body: Any, clock: Clock
+) -> rules.Change:
     match action:
         case ReferralAction.acknowledge:
             return rules.acknowledge(clock)
@@ -255,7 +258,9 @@ def _decide(referral: Referral, action: ReferralAction, body: Any, clock: Clock)
                 body.initial_meeting_date,
             )
         case ReferralAction.start:
-            return rules.start(referral, clock, body.start_date, body.provider_reference)
+            return rules.start(
+                referral, clock, body.start_date, body.provider_reference, programme.allotted_days
+            )
         case ReferralAction.end:
             return rules.end(
                 referral,
@@ -285,7 +290,9 @@ async def perform(
         raise PreconditionFailed()
     rules.check_state(referral, action)
     rules.check_time_rules(referral, action, clock.today)
-    change = _decide(referral, action, body, clock)
+    programme = await session.get(Programme, referral.programme)
+    assert programme is not None
+    change = _decide(referral, programme, action, body, clock)
     for name, value in change.fields.items():
         setattr(referral, name, value)
     referral.updated_at = clock.now

@@ -1,0 +1,91 @@
+"""The daily jobs, run by the server itself when ``PRAP_SCHEDULER=1``.
+
+Every replica may run the scheduler: on PostgreSQL a run takes an advisory lock and skips a
+job already run by the scheduler for that day, so one replica does the work; the jobs
+themselves are safe to run concurrently anyway (``app.jobs.service``). A run happens at
+start-up (catching up after downtime) and then every day shortly after midnight, UK time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.clock import UK, real_now
+from app.core.settings import Settings
+from app.jobs.models import JobRun
+from app.jobs.service import Job, RunResult, Trigger, run_job
+from app.sandbox.service import read_clock
+
+logger = logging.getLogger("prap.scheduler")
+
+SCHEDULER_LOCK = 72_101_002
+RUN_AT = time(0, 10)
+
+
+def seconds_until_next_run(now: datetime) -> float:
+    local = now.astimezone(UK)
+    target = datetime.combine(local.date(), RUN_AT, tzinfo=UK)
+    if target <= local:
+        target = datetime.combine(local.date() + timedelta(days=1), RUN_AT, tzinfo=UK)
+    return max((target - local).total_seconds(), 1.0)
+
+
+async def run_daily_jobs(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> list[RunResult]:
+    """Run every job as of today, unless the scheduler already did today."""
+    async with sessions() as session:
+        clock = await read_clock(session, sandbox=settings.sandbox)
+    async with sessions() as lock_session:
+        postgres = lock_session.get_bind().dialect.name == "postgresql"
+        if postgres:
+            locked = await lock_session.scalar(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": SCHEDULER_LOCK}
+            )
+            await lock_session.commit()
+            if not locked:
+                return []
+        try:
+            results = []
+            for job in Job:
+                async with sessions() as session:
+                    done = await session.scalar(
+                        select(JobRun.id).where(
+                            JobRun.job == str(job),
+                            JobRun.as_of == clock.today,
+                            JobRun.trigger == str(Trigger.scheduler),
+                        )
+                    )
+                if done is not None:
+                    continue
+                results.append(
+                    await run_job(
+                        sessions, job, clock=clock, as_of=clock.today, trigger=Trigger.scheduler
+                    )
+                )
+            return results
+        finally:
+            if postgres:
+                await lock_session.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK}
+                )
+                await lock_session.commit()
+
+
+async def scheduler_loop(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    while True:
+        try:
+            for result in await run_daily_jobs(sessions, settings):
+                logger.info(
+                    "job run",
+                    extra={"job": str(result.job), "changed": result.changed},
+                )
+        except Exception:
+            # A failed run is retried at the next tick; the server carries on serving.
+            logger.exception("daily jobs failed")
+        await asyncio.sleep(seconds_until_next_run(real_now()))

@@ -1,0 +1,307 @@
+"""The automatic jobs (domain.md §6): set-based, in keyset batches, exactly once.
+
+* Auto DNA (JFS 3.40): a referral still referred, acknowledged or accepted on its
+  ``auto_dna_on`` day (referral date + 30 calendar days) becomes cancelled / did not attend,
+  closed by the system.
+* Auto end (JFS 5.08): a started referral on its ``auto_end_on`` day (start date + the
+  programme's allotted days) becomes ended with code 45 and that day as its end date.
+
+Each batch is one statement (PostgreSQL) or three (SQLite) and one commit: rows are never
+loaded into Python one by one, and memory does not grow with the number of referrals. On
+PostgreSQL the batch takes its rows ``FOR UPDATE SKIP LOCKED``, and every statement re-checks
+the status, so concurrent runs in several replicas close each referral once, with one event.
+On SQLite writers are serialised by the database lock.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+import typing
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import (
+    Date,
+    String,
+    Table,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.clock import Clock
+from app.jobs.models import JobRun
+from app.referrals.models import Referral, ReferralEvent
+from app.referrals.states import (
+    ActorRole,
+    CancellationReason,
+    ClosedBy,
+    EndCode,
+    EventType,
+    ReferralStatus,
+)
+
+DEFAULT_BATCH_SIZE = 5_000
+_EPOCH = date(1, 1, 1)
+
+
+class Job(enum.StrEnum):
+    auto_dna = "auto-dna"
+    auto_end = "auto-end"
+
+
+class Trigger(enum.StrEnum):
+    api = "api"
+    cli = "cli"
+    scheduler = "scheduler"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a job closes, keyed on which deadline column, into which state."""
+
+    job: Job
+    deadline: str  # the Referral column holding the due day
+    sources: tuple[ReferralStatus, ...]
+    target: ReferralStatus
+    event: EventType
+
+
+SPECS = {
+    Job.auto_dna: JobSpec(
+        Job.auto_dna,
+        "auto_dna_on",
+        (ReferralStatus.referred, ReferralStatus.acknowledged, ReferralStatus.accepted),
+        ReferralStatus.cancelled,
+        EventType.auto_did_not_attend,
+    ),
+    Job.auto_end: JobSpec(
+        Job.auto_end,
+        "auto_end_on",
+        (ReferralStatus.started,),
+        ReferralStatus.ended,
+        EventType.auto_ended,
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_id: int
+    job: Job
+    as_of: date
+    changed: int
+    batches: int
+    duration_ms: int
+    started_at: datetime
+
+
+def _event_data(spec: JobSpec, as_of: date) -> dict[str, object]:
+    if spec.job is Job.auto_dna:
+        return {"reason": str(CancellationReason.did_not_attend), "as_of": as_of.isoformat()}
+    return {"end_code": int(EndCode.end_of_allotted_time), "as_of": as_of.isoformat()}
+
+
+def _target_values(spec: JobSpec, clock: Clock) -> dict[str, object]:
+    values: dict[str, object] = {
+        "status": str(spec.target),
+        "closed_by": str(ClosedBy.system),
+        "closed_at": clock.now,
+        "updated_at": clock.now,
+    }
+    if spec.job is Job.auto_dna:
+        values["cancellation_reason"] = str(CancellationReason.did_not_attend)
+    return values
+
+
+# PostgreSQL: one statement per batch. Lock what is due and unlocked, close it, write its
+# events, and report the batch's last key for the next one.
+_PG_BATCH = """
+WITH batch AS (
+    SELECT id FROM referrals
+    WHERE status IN ({sources}) AND {deadline} <= CAST(:as_of AS date)
+      AND ({deadline}, id) > (CAST(:after_day AS date), CAST(:after_id AS varchar))
+    ORDER BY {deadline}, id
+    LIMIT CAST(:batch_size AS integer)
+    FOR UPDATE SKIP LOCKED
+), closed AS (
+    UPDATE referrals AS r
+    SET status = CAST(:target AS varchar), closed_by = 'system',
+        closed_at = CAST(:now AS timestamptz), updated_at = CAST(:now AS timestamptz),
+        version = r.version + 1{extra_set}
+    FROM batch
+    WHERE r.id = batch.id AND r.status IN ({sources})
+    RETURNING r.id, r.provider_id, r.version, r.{deadline} AS due
+), written AS (
+    INSERT INTO referral_events (txid, referral_id, provider_id, type, occurred_at, actor_sub,
+                                 actor_role, actor_provider_id, referral_version, status, data)
+    SELECT pg_current_xact_id()::text::bigint, id, provider_id, CAST(:event AS varchar),
+           CAST(:now AS timestamptz), 'system', 'system', NULL, version,
+           CAST(:target AS varchar), CAST(:data AS json)
+    FROM closed ORDER BY due, id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM written) AS changed, due, id
+FROM closed ORDER BY due DESC, id DESC LIMIT 1
+"""
+
+
+async def _postgres_batch(
+    session: AsyncSession,
+    spec: JobSpec,
+    clock: Clock,
+    as_of: date,
+    after: tuple[date, str],
+    batch_size: int,
+) -> tuple[int, tuple[date, str] | None]:
+    sources = ", ".join(f"'{s}'" for s in spec.sources)
+    if spec.job is Job.auto_dna:
+        extra = ", cancellation_reason = 'did_not_attend'"
+    else:
+        extra = ", end_code = 45, end_date = r.auto_end_on"
+    sql = _PG_BATCH.format(sources=sources, deadline=spec.deadline, extra_set=extra)
+    row = (
+        await session.execute(
+            text(sql),
+            {
+                "as_of": as_of,
+                "after_day": after[0],
+                "after_id": after[1],
+                "batch_size": batch_size,
+                "target": str(spec.target),
+                "now": clock.now,
+                "event": str(spec.event),
+                "data": json.dumps(_event_data(spec, as_of)),
+            },
+        )
+    ).first()
+    if row is None:
+        return 0, None
+    return int(row.changed), (row.due, row.id)
+
+
+async def _sqlite_batch(
+    session: AsyncSession,
+    spec: JobSpec,
+    clock: Clock,
+    as_of: date,
+    after: tuple[date, str],
+    batch_size: int,
+) -> tuple[int, tuple[date, str] | None]:
+    deadline = getattr(Referral, spec.deadline)
+    due = (
+        select(Referral.id, deadline)
+        .where(
+            Referral.status.in_([str(s) for s in spec.sources]),
+            deadline <= as_of,
+            tuple_(deadline, Referral.id) > tuple_(literal(after[0], Date), literal(after[1])),
+        )
+        .order_by(deadline, Referral.id)
+        .limit(batch_size)
+    )
+    keys = (await session.execute(due)).all()
+    if not keys:
+        return 0, None
+    ids = [k.id for k in keys]
+    values = _target_values(spec, clock)
+    values["version"] = Referral.version + 1
+    if spec.job is Job.auto_end:
+        values["end_code"] = int(EndCode.end_of_allotted_time)
+        values["end_date"] = Referral.auto_end_on
+    # The events first, from the rows as they stand, then the change itself.
+    await session.execute(
+        insert(typing.cast(Table, ReferralEvent.__table__)).from_select(
+            [
+                "txid",
+                "referral_id",
+                "provider_id",
+                "type",
+                "occurred_at",
+                "actor_sub",
+                "actor_role",
+                "actor_provider_id",
+                "referral_version",
+                "status",
+                "data",
+            ],
+            select(
+                literal(0),
+                Referral.id,
+                Referral.provider_id,
+                literal(str(spec.event), String),
+                literal(clock.now, ReferralEvent.occurred_at.type),
+                literal(str(ActorRole.system), String),
+                literal(str(ActorRole.system), String),
+                literal(None, String),
+                Referral.version + 1,
+                literal(str(spec.target), String),
+                func.json(literal(json.dumps(_event_data(spec, as_of)), String)),
+            )
+            .where(Referral.id.in_(ids))
+            .order_by(deadline, Referral.id),
+        )
+    )
+    await session.execute(
+        update(Referral)
+        .where(Referral.id.in_(ids))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return len(ids), (keys[-1][1], keys[-1].id)
+
+
+async def run_job(
+    sessions: async_sessionmaker[AsyncSession],
+    job: Job,
+    *,
+    clock: Clock,
+    as_of: date,
+    trigger: Trigger,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> RunResult:
+    """Run one job to completion, a committed batch at a time, and record the run."""
+    spec = SPECS[job]
+    started = time.perf_counter()
+    changed = 0
+    batches = 0
+    after: tuple[date, str] = (_EPOCH, "")
+    while True:
+        async with sessions() as session, session.begin():
+            postgres = session.get_bind().dialect.name == "postgresql"
+            batch = _postgres_batch if postgres else _sqlite_batch
+            count, last = await batch(session, spec, clock, as_of, after, batch_size)
+        if last is None:
+            break
+        changed += count
+        batches += 1
+        after = last
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    async with sessions() as session, session.begin():
+        run = JobRun(
+            job=str(job),
+            trigger=str(trigger),
+            as_of=as_of,
+            started_at=clock.now,
+            finished_at=clock.now,
+            duration_ms=duration_ms,
+            changed=changed,
+            batches=batches,
+        )
+        session.add(run)
+        await session.flush()
+        run_id = run.id
+    return RunResult(run_id, job, as_of, changed, batches, duration_ms, clock.now)
+
+
+async def list_runs(session: AsyncSession, *, limit: int, before: int | None) -> list[JobRun]:
+    statement = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
+    if before is not None:
+        statement = statement.where(JobRun.id < before)
+    return list((await session.scalars(statement)).all())
