@@ -32,6 +32,7 @@ from app.core.problems import (
 )
 from app.core.settings import Settings, get_settings
 from app.core.unit_of_work import UnitOfWorkMiddleware
+from app.credits.router import router as credits_router
 from app.events.router import router as events_router
 from app.jobs.router import router as jobs_router
 from app.jobs.scheduler import scheduler_loop
@@ -172,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events_router,
         programmes_router,
         contracts_router,
+        credits_router,
         jobs_router,
         sandbox_router,
     ):

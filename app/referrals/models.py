@@ -42,6 +42,8 @@ class Referral(Base):
         ),
         Index("ix_referrals_provider_id_id", "provider_id", "id"),
         Index("ix_referrals_status_referral_date", "status", "referral_date"),
+        # Service-credit cohorts: a contract's referrals by referral date.
+        Index("ix_referrals_contract_id_referral_date", "contract_id", "referral_date"),
         # The daily jobs read only what is due: small partial indexes on the deadlines.
         Index(
             "ix_referrals_auto_dna_due",
@@ -75,6 +77,12 @@ class Referral(Base):
     # (start date + the programme's allotted days); null while not started.
     auto_dna_on: Mapped[date] = mapped_column(Date)
     auto_end_on: Mapped[date | None] = mapped_column(Date)
+    # Customer service standards (JFS 7.44): CSS 1, the initial meeting by this day; CSS 2,
+    # a start, DNA or DNS recorded by this day (null where the programme has no such CSS);
+    # and the UK day the provider first recorded one.
+    initial_meeting_due: Mapped[date | None] = mapped_column(Date)
+    outcome_recorded_due: Mapped[date | None] = mapped_column(Date)
+    outcome_recorded_on: Mapped[date | None] = mapped_column(Date)
     initial_meeting_date: Mapped[date | None] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
     end_code: Mapped[int | None] = mapped_column(Integer)

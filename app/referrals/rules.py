@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from app.core.calendar import acknowledgement_due
+from app.core.calendar import acknowledgement_due, nth_working_day_after
 from app.core.clock import Clock, uk_date
 from app.core.problems import (
     AcknowledgementWindowClosed,
@@ -72,6 +72,8 @@ class ReferralFacts(Protocol):
     def start_date(self) -> date | None: ...
     @property
     def start_backed_out_at(self) -> datetime | None: ...
+    @property
+    def outcome_recorded_on(self) -> date | None: ...
 
 
 class PriorReferral(Protocol):
@@ -106,6 +108,11 @@ def acknowledged_in_time(referral: ReferralFacts, today: date) -> bool:
 
 def acknowledgement_deadline(referral_date: date, working_days: int) -> date:
     return acknowledgement_due(referral_date, working_days)
+
+
+def working_day_deadline(referral_date: date, working_days: int | None) -> date | None:
+    """CSS deadlines: the N-th working day after the referral date (domain.md §3, §9)."""
+    return None if working_days is None else nth_working_day_after(referral_date, working_days)
 
 
 # --- the guards each action applies before its change -------------------------------------
@@ -167,6 +174,13 @@ def accept(referral: ReferralFacts, clock: Clock) -> Change:
     )
 
 
+def _outcome_recorded(referral: ReferralFacts, clock: Clock) -> dict[str, Any]:
+    """CSS 2 (JFS 3.27, 7.44) counts when a start, DNA or DNS was first recorded."""
+    if referral.outcome_recorded_on is not None:
+        return {}
+    return {"outcome_recorded_on": clock.today}
+
+
 def _close(status: ReferralStatus, clock: Clock, **fields: Any) -> dict[str, Any]:
     return {"status": status, "closed_by": ClosedBy.provider, "closed_at": clock.now, **fields}
 
@@ -191,6 +205,8 @@ def cancel(
             "The start was backed out: the referral must be cancelled as did_not_start."
         )
     fields = _close(ReferralStatus.cancelled, clock, cancellation_reason=reason)
+    if reason is not CancellationReason.no_contact:
+        fields |= _outcome_recorded(referral, clock)
     data: dict[str, Any] = {"reason": str(reason), "note": note}
     if initial_meeting_date is not None:
         # JFS 3.31-3.32: attended the initial meeting but did not start.
@@ -218,6 +234,7 @@ def start(
             "provider_reference": provider_reference,
             # JFS 5.08: provision ends by itself when the allotted time has run.
             "auto_end_on": start_date + timedelta(days=allotted_days),
+            **_outcome_recorded(referral, clock),
         },
         {"start_date": start_date.isoformat(), "provider_reference": provider_reference},
     )
@@ -267,6 +284,8 @@ def back_out(referral: ReferralFacts, clock: Clock, reason: str) -> Change:
             "start_date": None,
             "initial_meeting_date": None,
             "auto_end_on": None,
+            # The start was recorded in error: CSS 2 waits for the did-not-start that follows.
+            "outcome_recorded_on": None,
             "start_backed_out_at": clock.now,
         },
         {

@@ -198,6 +198,12 @@ async def create_referral(
             referral_date, programme.acknowledge_working_days
         ),
         auto_dna_on=referral_date + timedelta(days=programme.auto_dna_days),  # JFS 3.40
+        initial_meeting_due=rules.working_day_deadline(
+            referral_date, programme.initial_meeting_working_days
+        ),
+        outcome_recorded_due=rules.working_day_deadline(
+            referral_date, programme.outcome_recorded_working_days
+        ),
         re_referral=re_referral,
         mappa=body.markers.mappa,
         participant=participant,

@@ -1,0 +1,227 @@
+"""Live customer service standards for a contract, from the referrals recorded (domain.md §9).
+
+Cohort counts come from one SQL aggregate over the contract's referrals (never loaded into
+Python); each referral carries its CSS deadlines and the day its outcome was first recorded,
+so the aggregate compares plain dates on both databases.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from calendar import monthrange
+from datetime import date
+
+from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.contracts.models import Contract
+from app.core.calendar import nth_working_day_after
+from app.core.clock import Clock
+from app.credits.calculator import (
+    ROLLING_WINDOW,
+    Counts,
+    MonthInput,
+    MonthResult,
+    Standard,
+    calculate,
+    previous_month,
+)
+from app.credits.schemas import (
+    ContractServiceCreditReport,
+    MonthOut,
+    ServiceCreditReport,
+    StandardOut,
+)
+from app.programmes.models import Programme
+from app.referrals.models import Referral
+from app.referrals.states import ReferralStatus
+
+
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def first_day(month: str) -> date:
+    return date(int(month[:4]), int(month[5:7]), 1)
+
+
+def last_day(month: str) -> date:
+    year, number = int(month[:4]), int(month[5:7])
+    return date(year, number, monthrange(year, number)[1])
+
+
+def months_between(first: str, last: str) -> list[str]:
+    months = [last]
+    while months[-1] > first:
+        months.append(previous_month(months[-1]))
+    return list(reversed(months))
+
+
+def _month_key(dialect: str) -> ColumnElement[str]:
+    if dialect == "postgresql":
+        return func.to_char(Referral.referral_date, "YYYY-MM")
+    return func.strftime("%Y-%m", Referral.referral_date)
+
+
+def _count(*conditions: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.count().filter(and_(*conditions))
+
+
+async def cohort_counts(
+    session: AsyncSession, contract_id: str, first: str, last: str
+) -> dict[str, MonthInput]:
+    """CSS 1 and CSS 2 counts per cohort month (JFS 7.44)."""
+    month = _month_key(session.get_bind().dialect.name).label("month")
+    not_rejected = Referral.status != ReferralStatus.rejected
+    statement = (
+        select(
+            month,
+            # CSS 1: referrals whose participant had an initial meeting (a start, or a
+            # did-not-start with its meeting date); met when held by the 8th working day.
+            _count(
+                Referral.initial_meeting_date.is_not(None),
+                Referral.initial_meeting_due.is_not(None),
+            ).label("css1_eligible"),
+            _count(Referral.initial_meeting_date <= Referral.initial_meeting_due).label("css1_met"),
+            # CSS 2: referrals not rejected; met when a start, DNA or DNS was recorded by the
+            # 10th working day (auto DNA records nothing, so it is not met).
+            _count(not_rejected, Referral.outcome_recorded_due.is_not(None)).label("css2_eligible"),
+            _count(
+                not_rejected, Referral.outcome_recorded_on <= Referral.outcome_recorded_due
+            ).label("css2_met"),
+        )
+        .where(
+            Referral.contract_id == contract_id,
+            Referral.referral_date >= first_day(first),
+            Referral.referral_date <= last_day(last),
+        )
+        .group_by(month)
+    )
+    rows = (await session.execute(statement)).all()
+    return {
+        row.month: MonthInput(
+            month=row.month,
+            css1=Counts(row.css1_eligible, row.css1_met),
+            css2=Counts(row.css2_eligible, row.css2_met),
+        )
+        for row in rows
+    }
+
+
+def cohort_final(month: str, programme: Programme, today: date) -> bool:
+    """Final once every deadline of the month's cohort has passed (domain.md §9)."""
+    days = [
+        d
+        for d in (programme.initial_meeting_working_days, programme.outcome_recorded_working_days)
+        if d is not None
+    ]
+    closing = last_day(month)
+    if days:
+        closing = nth_working_day_after(closing, max(days))
+    return today > closing
+
+
+def to_out(result: MonthResult, final: bool | None = None) -> MonthOut:
+    def standard(s: Standard) -> StandardOut:
+        r = result.css1 if s is Standard.css1 else result.css2
+        return StandardOut(
+            eligible=r.eligible,
+            met=r.met,
+            percent=r.percent,
+            rag=r.rag,
+            deduction_percent=r.deduction_percent,
+        )
+
+    return MonthOut(
+        month=result.month,
+        css1=standard(Standard.css1),
+        css2=standard(Standard.css2),
+        deduction_percent=result.deduction_percent,
+        deduction_pence=result.deduction_pence,
+        fee_payable_pence=result.fee_payable_pence,
+        termination_threshold=result.termination_threshold,
+        termination_right=result.termination_right,
+        final=final,
+    )
+
+
+def calculate_report(fee_pence: int, months: list[MonthInput]) -> ServiceCreditReport:
+    results = [to_out(r) for r in calculate(fee_pence, months)]
+    return ServiceCreditReport(
+        months=results, total_deduction_pence=sum(r.deduction_pence for r in results)
+    )
+
+
+async def contract_report(
+    session: AsyncSession, clock: Clock, contract: Contract, first: str, last: str
+) -> ContractServiceCreditReport:
+    # Eleven months before ``first`` give context: runs of red or amber and the rolling
+    # twelve months (JFS 6.07-6.10) do not stop at the edge of the report.
+    context_start = first
+    for _ in range(ROLLING_WINDOW - 1):
+        context_start = previous_month(context_start)
+    counts = await cohort_counts(session, contract.id, context_start, last)
+    empty = Counts(0, 0)
+
+    def row(month: str) -> MonthInput:
+        return counts.get(month) or MonthInput(month=month, css1=empty, css2=empty)
+
+    history = [row(m) for m in months_between(context_start, previous_month(first))]
+    months = [row(m) for m in months_between(first, last)]
+    programme = await session.get(Programme, contract.programme)
+    assert programme is not None
+    results = calculate(contract.monthly_service_fee_pence, months, history)
+    rows = [to_out(r, cohort_final(r.month, programme, clock.today)) for r in results]
+    return ContractServiceCreditReport(
+        contract_id=contract.id,
+        monthly_service_fee_pence=contract.monthly_service_fee_pence,
+        months=rows,
+        total_deduction_pence=sum(r.deduction_pence for r in rows),
+    )
+
+
+CSV_COLUMNS = (
+    "contract_id",
+    "month",
+    "standard",
+    "eligible",
+    "met",
+    "percent",
+    "rag",
+    "standard_deduction_percent",
+    "month_deduction_percent",
+    "month_deduction_pence",
+    "fee_payable_pence",
+    "termination_threshold",
+    "termination_right",
+    "final",
+)
+
+
+def report_csv(report: ContractServiceCreditReport) -> str:
+    """MI export: one row per month and standard."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for month in report.months:
+        for name, result in (("css1", month.css1), ("css2", month.css2)):
+            writer.writerow(
+                (
+                    report.contract_id,
+                    month.month,
+                    name,
+                    result.eligible,
+                    result.met,
+                    result.percent or "",
+                    result.rag,
+                    result.deduction_percent,
+                    month.deduction_percent,
+                    month.deduction_pence,
+                    month.fee_payable_pence,
+                    str(month.termination_threshold).lower(),
+                    str(month.termination_right).lower(),
+                    str(month.final).lower(),
+                )
+            )
+    return buffer.getvalue()
