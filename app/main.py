@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.claims.router import router as claims_router
 from app.contracts.router import router as contracts_router
 from app.core.boundary import BoundaryMiddleware
 from app.core.database import create_engine, create_session_factory
@@ -36,6 +37,7 @@ from app.credits.router import router as credits_router
 from app.events.router import router as events_router
 from app.jobs.router import router as jobs_router
 from app.jobs.scheduler import scheduler_loop
+from app.payments.router import router as payments_router
 from app.programmes.router import router as programmes_router
 from app.referrals.router import router as referrals_router
 from app.sandbox.router import router as sandbox_router
@@ -74,6 +76,9 @@ def _field_of(location: tuple[Any, ...]) -> str:
 
 async def _on_validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
+    if getattr(request.state, "invalid_json", False):
+        invalid = FieldError(field="body", message="The body is not valid JSON.")
+        return problem_response(ValidationProblem(errors=[invalid]))
     errors: list[FieldError] = []
     for item in error.errors():
         if item.get("type") == "json_invalid":
@@ -171,6 +176,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         referrals_router,
         events_router,
+        claims_router,
+        payments_router,
         programmes_router,
         contracts_router,
         credits_router,

@@ -24,6 +24,10 @@ from app.main import create_app
 from tests.helpers import TEST_SECRET, Api
 
 MUTABLE_TABLES = (
+    "payment_lines",
+    "payment_runs",
+    "claim_events",
+    "claims",
     "referral_events",
     "referrals",
     "contracts",

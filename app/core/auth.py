@@ -19,7 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import JWTError, jwt
 
 from app.core.clock import real_now
-from app.core.problems import Forbidden, Unauthenticated
+from app.core.problems import FieldError, Forbidden, Unauthenticated, ValidationProblem
 from app.core.settings import Settings
 
 AUDIENCE = "prap"
@@ -143,15 +143,22 @@ def require(*roles: Role, scopes: Iterable[Scope] = ()) -> Callable[..., Awaitab
     needed = frozenset(str(s) for s in scopes)
 
     async def dependency(
+        request: Request,
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Principal:
         if principal.role not in allowed:
             raise Forbidden()
         if principal.is_provider and needed and not (principal.scopes & needed):
             raise Forbidden("Your token lacks the scope this action needs.")
+        if getattr(request.state, "invalid_idempotency_key", False):
+            raise ValidationProblem(
+                "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+                errors=[FieldError(field="Idempotency-Key", message="Invalid key.")],
+            )
         return principal
 
     return dependency
 
 
-AnyPrincipal = Annotated[Principal, Depends(current_principal)]
+# Any authenticated caller, whatever the role.
+AnyPrincipal = Annotated[Principal, Depends(require(*Role))]

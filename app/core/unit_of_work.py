@@ -22,7 +22,6 @@ from app.core.problems import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     ProblemError,
-    ValidationProblem,
 )
 from app.core.settings import Settings
 from app.idempotency import service as idempotency
@@ -55,26 +54,24 @@ class UnitOfWorkMiddleware:
         record_id: int | None = None
         if scope["method"] == "POST" and (key := header(scope, b"idempotency-key")) is not None:
             state = scope.setdefault("state", {})
-            body = state.get("raw_body")
-            if body is None:
-                body = await read_body(receive)
+            body = await read_body(receive)
             receive = replay_receive(body, receive)
+            # The fingerprint is of what the client sent (the boundary may stand in for it).
+            sent = state.get("raw_body", body)
             caller = self._caller(scope)
             if caller is not None:
                 if not idempotency.is_valid_key(key):
-                    await send_problem(
-                        send,
-                        ValidationProblem(
-                            "Idempotency-Key must be 1 to 255 printable ASCII characters."
-                        ),
-                    )
+                    # Reported after the route's role and scope checks (``require``), as the
+                    # order of checks wants: 401, 403, then 422.
+                    state["invalid_idempotency_key"] = True
+                    await self._run(scope, receive, send, None)
                     return
                 claim = await idempotency.claim(
                     self.sessions,
                     caller=caller,
                     key=key,
                     request_fingerprint=idempotency.fingerprint(
-                        scope["method"], scope["path"], body
+                        scope["method"], scope["path"], sent
                     ),
                     ttl=timedelta(hours=self.settings.idempotency_ttl_hours),
                 )

@@ -46,9 +46,10 @@ def _postcode(value: str) -> str:
     return f"{compact[:-3]} {compact[-3:]}"
 
 
+# Loose on the raw length (spaces are allowed anywhere and removed); strict after.
 Nino = Annotated[
     str,
-    StringConstraints(min_length=9, max_length=13),
+    StringConstraints(min_length=9, max_length=30),
     AfterValidator(_nino),
 ]
 Postcode = Annotated[str, StringConstraints(max_length=10), AfterValidator(_postcode)]

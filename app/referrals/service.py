@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.claims.service import void_attachment_claims
 from app.contracts.repository import contract_in_force
 from app.core.auth import Principal
 from app.core.clock import Clock
@@ -310,6 +311,9 @@ async def perform(
     await _record_event(
         session, referral, TRANSITIONS[action].event, principal, clock, change.event_data
     )
+    if action is ReferralAction.back_out:
+        # SES 3.15: the attachment fee was earned by a start that did not happen.
+        await void_attachment_claims(session, clock, principal, referral.id)
     return to_out(referral, principal, clock)
 
 

@@ -1,0 +1,135 @@
+"""Claim endpoints (api-contract.md, Claims and payments)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+
+from app.claims import service
+from app.claims.schemas import (
+    ClaimCreate,
+    ClaimHistory,
+    ClaimList,
+    ClaimOut,
+    ClaimReject,
+    ClaimValidate,
+)
+from app.claims.states import ClaimStatus, ClaimType
+from app.contracts.schemas import ProviderId
+from app.core.auth import Principal, Role, Scope, require
+from app.core.deps import RequestClock, Session
+from app.core.pagination import CursorParam, Limit
+from app.core.problems import (
+    ClaimNotEligible,
+    DuplicateClaim,
+    InvalidTransition,
+    NotFound,
+    SegregationOfDuties,
+    problem_responses,
+)
+
+router = APIRouter(prefix="/v1/claims", tags=["claims"])
+
+Claimant = Annotated[Principal, Depends(require(Role.provider, scopes=(Scope.claims,)))]
+Reader = Annotated[
+    Principal,
+    Depends(require(Role.post, Role.provider, scopes=(Scope.referrals, Scope.claims))),
+]
+Post = Annotated[Principal, Depends(require(Role.post))]
+ClaimId = Annotated[str, Path(alias="id", max_length=40)]
+
+
+@router.post(
+    "",
+    operation_id="createClaim",
+    status_code=201,
+    response_model=ClaimOut,
+    responses=problem_responses(NotFound, SegregationOfDuties, DuplicateClaim, ClaimNotEligible),
+)
+async def create_claim(
+    body: ClaimCreate,
+    principal: Claimant,
+    session: Session,
+    clock: RequestClock,
+    response: Response,
+) -> ClaimOut:
+    """Claim an attachment, job outcome or sustainment payment for a referral (domain.md §8).
+    Whoever recorded the referral's start or end may not claim for it (GEN 122)."""
+    claim = await service.create_claim(session, clock, principal, body)
+    response.headers["Location"] = f"/v1/claims/{claim.id}"
+    return claim
+
+
+@router.get("", operation_id="listClaims", response_model=ClaimList)
+async def list_claims(
+    principal: Reader,
+    session: Session,
+    status: Annotated[ClaimStatus | None, Query()] = None,
+    claim_type: Annotated[ClaimType | None, Query()] = None,
+    referral_id: Annotated[str | None, Query(max_length=40)] = None,
+    provider_id: Annotated[ProviderId | None, Query()] = None,
+    cursor: CursorParam = None,
+    limit: Limit = 50,
+) -> ClaimList:
+    items, next_cursor = await service.list_claims(
+        session,
+        principal,
+        status=status,
+        claim_type=claim_type,
+        referral_id=referral_id,
+        provider_id=provider_id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return ClaimList(items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{id}",
+    operation_id="getClaim",
+    response_model=ClaimOut,
+    responses=problem_responses(NotFound),
+)
+async def get_claim(claim_id: ClaimId, principal: Reader, session: Session) -> ClaimOut:
+    return ClaimOut.model_validate(await service.get_readable_claim(session, principal, claim_id))
+
+
+@router.post(
+    "/{id}/validate",
+    operation_id="validateClaim",
+    response_model=ClaimOut,
+    responses=problem_responses(NotFound, InvalidTransition),
+)
+async def validate_claim(
+    claim_id: ClaimId,
+    principal: Post,
+    session: Session,
+    clock: RequestClock,
+    body: ClaimValidate | None = None,
+) -> ClaimOut:
+    """POST checks the claim and its evidence, and validates it for payment."""
+    return await service.validate_claim(session, clock, principal, claim_id)
+
+
+@router.post(
+    "/{id}/reject",
+    operation_id="rejectClaim",
+    response_model=ClaimOut,
+    responses=problem_responses(NotFound, InvalidTransition),
+)
+async def reject_claim(
+    claim_id: ClaimId, body: ClaimReject, principal: Post, session: Session, clock: RequestClock
+) -> ClaimOut:
+    return await service.reject_claim(session, clock, principal, claim_id, body.reason)
+
+
+@router.get(
+    "/{id}/history",
+    operation_id="getClaimHistory",
+    response_model=ClaimHistory,
+    responses=problem_responses(NotFound),
+)
+async def get_claim_history(claim_id: ClaimId, principal: Reader, session: Session) -> ClaimHistory:
+    """Every change of the claim, oldest first."""
+    return ClaimHistory(items=await service.claim_history(session, principal, claim_id))
