@@ -11,10 +11,15 @@ from typing import Annotated
 
 import typer
 
+import app.models  # noqa: F401  (every mapper registered before any query)
 from app.core.auth import Role, mint_token
 from app.core.settings import SANDBOX_JWT_SECRET, Settings
 
-cli = typer.Typer(help="PRaP: Provider Referrals and Payments.", no_args_is_help=True)
+cli = typer.Typer(
+    help="PRaP: Provider Referrals and Payments.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,9 +9,9 @@ start-up (catching up after downtime) and then every day shortly after midnight,
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import datetime, time, timedelta
 
+import structlog
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,7 +21,7 @@ from app.jobs.models import JobRun
 from app.jobs.service import Job, RunResult, Trigger, run_job
 from app.sandbox.service import read_clock
 
-logger = logging.getLogger("prap.scheduler")
+logger = structlog.get_logger("prap.scheduler")
 
 SCHEDULER_LOCK = 72_101_002
 RUN_AT = time(0, 10)
@@ -83,7 +83,10 @@ async def scheduler_loop(sessions: async_sessionmaker[AsyncSession], settings: S
             for result in await run_daily_jobs(sessions, settings):
                 logger.info(
                     "job run",
-                    extra={"job": str(result.job), "changed": result.changed},
+                    job=str(result.job),
+                    as_of=result.as_of.isoformat(),
+                    changed=result.changed,
+                    duration_ms=result.duration_ms,
                 )
         except Exception:
             # A failed run is retried at the next tick; the server carries on serving.
