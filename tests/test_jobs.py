@@ -12,13 +12,24 @@ from typing import Any
 
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
 
 from app.core.clock import Clock
 from app.core.settings import Settings
 from app.jobs.scheduler import run_daily_jobs, seconds_until_next_run
 from app.jobs.service import Job, Trigger, run_job
 from app.main import create_app
-from tests.helpers import ADMIN, JCP, POST, PROVIDER_A, Api, act, assert_problem, create_referral
+from tests.helpers import (
+    ADMIN,
+    JCP,
+    POST,
+    PROVIDER_A,
+    Api,
+    act,
+    assert_problem,
+    create_referral,
+    referral_body,
+)
 
 NINOS = ["AB123456C", "CE123456D", "JK654321A", "ST112233B", "WX998877C", "HJ135792D"]
 
@@ -266,3 +277,45 @@ def test_cli_runs_a_job(settings: Settings) -> None:
     assert result["job"] == "auto-dna"
     assert result["as_of"] == "2026-01-05"
     assert result["changed"] == 0
+
+
+async def test_scheduler_forgets_expired_idempotency_keys(
+    app: FastAPI, settings: Settings, api: Api, client: AsyncClient
+) -> None:
+    """api-contract.md Writes: keys live 24 hours; stored answers are not kept longer."""
+    await api.set_today("2026-03-02")
+    await api.create_contract()
+    keyed = {**JCP, "Idempotency-Key": "demo-key"}
+    assert (
+        await client.post("/v1/referrals", headers=keyed, json=referral_body())
+    ).status_code == 201
+    async with app.state.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE idempotency_records SET expires_at = :past"),
+            {"past": datetime(2000, 1, 1, tzinfo=UTC)},
+        )
+    await run_daily_jobs(app.state.sessions, settings)
+    async with app.state.engine.connect() as connection:
+        left = await connection.scalar(text("SELECT count(*) FROM idempotency_records"))
+    assert left == 0
+
+
+async def test_schedulers_of_several_replicas_do_the_work_once(
+    settings: Settings, api: Api, client: AsyncClient, is_postgres: bool
+) -> None:
+    """Every replica runs a scheduler: each referral is closed once, and on PostgreSQL the
+    advisory lock lets one replica do the day's run."""
+    await api.set_today("2026-03-02")
+    await api.create_contract()
+    rid = (await create_referral(client))["id"]
+    await api.set_today("2026-04-02")
+    replicas = [create_app(settings) for _ in range(3)]
+    try:
+        await asyncio.gather(*(run_daily_jobs(r.state.sessions, settings) for r in replicas))
+    finally:
+        for replica in replicas:
+            await replica.state.engine.dispose()
+    assert [e["type"] for e in await _history(client, rid)] == ["created", "auto_did_not_attend"]
+    runs = (await client.get("/v1/jobs/runs", headers=ADMIN)).json()["items"]
+    if is_postgres:
+        assert sorted(r["job"] for r in runs) == ["auto-dna", "auto-end"]

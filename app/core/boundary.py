@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.core.asgi import read_body, replay_receive, send_problem
 from app.core.problems import ProblemError, SpecialCustomerRecord
 
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_BODY_BYTES = 1024 * 1024
 
 

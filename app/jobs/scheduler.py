@@ -13,10 +13,11 @@ from datetime import datetime, time, timedelta
 
 import structlog
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.clock import UK, real_now
 from app.core.settings import Settings
+from app.idempotency.service import purge_expired
 from app.jobs.models import JobRun
 from app.jobs.service import Job, RunResult, Trigger, run_job
 from app.sandbox.service import read_clock
@@ -41,13 +42,16 @@ async def run_daily_jobs(
     """Run every job as of today, unless the scheduler already did today."""
     async with sessions() as session:
         clock = await read_clock(session, sandbox=settings.sandbox)
-    async with sessions() as lock_session:
-        postgres = lock_session.get_bind().dialect.name == "postgresql"
+    engine: AsyncEngine = sessions.kw["bind"]
+    # A connection of its own, held for the whole run: a session-level advisory lock belongs
+    # to the connection that took it.
+    async with engine.connect() as lock_connection:
+        postgres = lock_connection.dialect.name == "postgresql"
         if postgres:
-            locked = await lock_session.scalar(
+            lock_connection = await lock_connection.execution_options(isolation_level="AUTOCOMMIT")
+            locked = await lock_connection.scalar(
                 text("SELECT pg_try_advisory_lock(:key)"), {"key": SCHEDULER_LOCK}
             )
-            await lock_session.commit()
             if not locked:
                 return []
         try:
@@ -68,13 +72,15 @@ async def run_daily_jobs(
                         sessions, job, clock=clock, as_of=clock.today, trigger=Trigger.scheduler
                     )
                 )
+            # Stored answers (which may hold personal data) are kept no longer than 24 hours.
+            async with sessions() as session, session.begin():
+                await purge_expired(session)
             return results
         finally:
             if postgres:
-                await lock_session.execute(
+                await lock_connection.execute(
                     text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK}
                 )
-                await lock_session.commit()
 
 
 async def scheduler_loop(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
