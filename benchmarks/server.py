@@ -15,23 +15,27 @@ import httpx
 BENCH_SECRET = "bench-secret"
 
 
-def server_env(database_url: str) -> dict[str, str]:
+def server_env(database_url: str, secret: str = BENCH_SECRET) -> dict[str, str]:
     return os.environ | {
         "PRAP_DATABASE_URL": database_url,
-        "PRAP_JWT_SECRET": BENCH_SECRET,
+        "PRAP_JWT_SECRET": secret,
         "PRAP_SANDBOX": "0",
         "PRAP_SCHEDULER": "0",
         "PRAP_LOG_LEVEL": "WARNING",
     }
 
 
-def start_server(database_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(
+    database_url: str, port: int, workers: int, secret: str = BENCH_SECRET
+) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "uvicorn", "app.main:app",
         "--host", "127.0.0.1", "--port", str(port),
         "--workers", str(workers), "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    process = subprocess.Popen(command, env=server_env(database_url), start_new_session=True)
+    process = subprocess.Popen(
+        command, env=server_env(database_url, secret), start_new_session=True
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
