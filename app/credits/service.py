@@ -12,7 +12,7 @@ import io
 from calendar import monthrange
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts.models import Contract
@@ -98,6 +98,11 @@ async def cohort_counts(
         )
         .group_by(month)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # A contract's cohort is most of its rows: a generic cached plan (which asyncpg's
+        # prepared statements get after five runs) walks the index row by row, 2-4x slower
+        # than the plan made for the actual bounds (benchmarks/service_credits.py).
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     rows = (await session.execute(statement)).all()
     return {
         row.month: MonthInput(
