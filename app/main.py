@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.claims.router import router as claims_router
 from app.contracts.router import router as contracts_router
 from app.core.boundary import BoundaryMiddleware
+from app.core.calendar import warm_calendar
 from app.core.database import create_engine, create_session_factory
 from app.core.observability import RequestContextMiddleware, configure_logging, metrics_endpoint
 from app.core.openapi import build_openapi
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
+        warm_calendar()
         if settings.jwt_verification_key is None:
             raise RuntimeError(
                 "No token key: set PRAP_JWT_SECRET or PRAP_JWT_PUBLIC_KEY (or PRAP_SANDBOX=1)."

@@ -28,7 +28,7 @@ from app.core.problems import (
     NotFound,
     SegregationOfDuties,
 )
-from app.programmes.models import Programme
+from app.programmes.service import programme_params
 from app.referrals.models import Referral, ReferralEvent
 from app.referrals.repository import get_readable
 from app.referrals.states import EventType
@@ -112,9 +112,8 @@ async def create_claim(
         raise SegregationOfDuties()
     if await _live_claim_exists(session, referral.id, body.claim_type):
         raise DuplicateClaim()
-    programme = await session.get(Programme, referral.programme)
+    programme = await programme_params(session, referral.programme)
     contract = await session.get(Contract, referral.contract_id)
-    assert programme is not None
     assert contract is not None
     job_start_date = body.job_start_date
     match body.claim_type:

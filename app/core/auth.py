@@ -12,6 +12,7 @@ import enum
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -59,20 +60,33 @@ def decode_token(token: str, settings: Settings) -> Principal:
     key = settings.jwt_verification_key
     if key is None:
         raise Unauthenticated("The service has no token key configured.")
+    principal, expires = _verify(token, key, settings.jwt_algorithm)
+    # A verified token is remembered (verifying costs more than the rest of a small
+    # request), but its expiry is checked against real time at every use.
+    if expires <= real_now().timestamp():
+        raise Unauthenticated()
+    return principal
+
+
+@lru_cache(maxsize=4096)
+def _verify(token: str, key: str, algorithm: str) -> tuple[Principal, float]:
     try:
         header = jwt.get_unverified_header(token)
-        if header.get("alg") != settings.jwt_algorithm:
+        if header.get("alg") != algorithm:
             raise Unauthenticated()
         claims = jwt.decode(
             token,
             key,
-            algorithms=[settings.jwt_algorithm],
+            algorithms=[algorithm],
             audience=AUDIENCE,
             options={"require_exp": True, "require_sub": True, "require_aud": True},
         )
     except JWTError as error:
         raise Unauthenticated() from error
-    return principal_from_claims(claims)
+    expires = claims.get("exp")
+    if not isinstance(expires, int | float) or isinstance(expires, bool):
+        raise Unauthenticated()
+    return principal_from_claims(claims), float(expires)
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

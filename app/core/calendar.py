@@ -57,3 +57,10 @@ def acknowledgement_due(referral_date: date, working_days: int) -> date:
     if working_days == 1:
         return day_one
     return nth_working_day_after(day_one, working_days - 1)
+
+
+def warm_calendar() -> None:
+    """Load this year's and next year's holidays at start-up, not on the first request."""
+    year = date.today().year
+    _holidays_in(year)
+    _holidays_in(year + 1)

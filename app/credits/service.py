@@ -33,7 +33,7 @@ from app.credits.schemas import (
     ServiceCreditReport,
     StandardOut,
 )
-from app.programmes.models import Programme
+from app.programmes.service import ProgrammeParams, programme_params
 from app.referrals.models import Referral
 from app.referrals.states import ReferralStatus
 
@@ -114,7 +114,7 @@ async def cohort_counts(
     }
 
 
-def cohort_final(month: str, programme: Programme, today: date) -> bool:
+def cohort_final(month: str, programme: ProgrammeParams, today: date) -> bool:
     """Final once every deadline of the month's cohort has passed (domain.md §9)."""
     days = [
         d
@@ -174,8 +174,7 @@ async def contract_report(
 
     history = [row(m) for m in months_between(context_start, previous_month(first))]
     months = [row(m) for m in months_between(first, last)]
-    programme = await session.get(Programme, contract.programme)
-    assert programme is not None
+    programme = await programme_params(session, contract.programme)
     results = calculate(contract.monthly_service_fee_pence, months, history)
     rows = [to_out(r, cohort_final(r.month, programme, clock.today)) for r in results]
     return ContractServiceCreditReport(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,8 +39,37 @@ async def list_programmes(session: AsyncSession) -> list[ProgrammeOut]:
     return [to_out(p) for p in rows]
 
 
-async def get_programme(session: AsyncSession, code: str) -> Programme:
-    programme = await session.get(Programme, code)
-    if programme is None:  # the enum in the schema admits only seeded codes
-        raise LookupError(code)
-    return programme
+@dataclass(frozen=True, slots=True)
+class ProgrammeParams:
+    """A programme's parameters, read once per process: the catalogue is reference data,
+    changed only by migration (a deploy restarts the service)."""
+
+    code: str
+    name: str
+    acknowledge_working_days: int
+    initial_meeting_working_days: int | None
+    outcome_recorded_working_days: int | None
+    auto_dna_days: int
+    allotted_days: int
+    max_re_referrals: int
+    funds_service_fee: bool
+    funds_attachment: bool
+    funds_job_outcome: bool
+    funds_sustainment: bool
+    job_outcome_min_hours: int | None
+
+
+_catalogues: dict[str, dict[str, ProgrammeParams]] = {}
+
+
+async def programme_params(session: AsyncSession, code: str) -> ProgrammeParams:
+    database = str(session.get_bind().engine.url)
+    catalogue = _catalogues.get(database)
+    if catalogue is None or code not in catalogue:
+        rows = (await session.scalars(select(Programme))).all()
+        names = [f.name for f in fields(ProgrammeParams)]
+        catalogue = {
+            p.code: ProgrammeParams(**{name: getattr(p, name) for name in names}) for p in rows
+        }
+        _catalogues[database] = catalogue
+    return catalogue[code]

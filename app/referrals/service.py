@@ -23,7 +23,7 @@ from app.core.problems import (
     OpenReferralExists,
     PreconditionFailed,
 )
-from app.programmes.models import Programme
+from app.programmes.service import ProgrammeParams, programme_params
 from app.referrals import rules
 from app.referrals.models import Referral, ReferralEvent
 from app.referrals.repository import (
@@ -177,8 +177,7 @@ async def create_referral(
     """domain.md §5: contract, open referral (JFS 5.19), re-referral (JFS 3.42, 5.16)."""
     rules.check_mappa(body.markers.mappa, body.participant.has_contact_details())
     referral_date = clock.today
-    programme = await session.get(Programme, str(body.programme))
-    assert programme is not None, "the schema admits only catalogued programmes"
+    programme = await programme_params(session, str(body.programme))
     contract = await contract_in_force(
         session, provider_id=body.provider_id, programme=programme.code, on=referral_date
     )
@@ -243,7 +242,11 @@ def _matches(if_match: str, version: int) -> bool:
 
 
 def _decide(
-    referral: Referral, programme: Programme, action: ReferralAction, body: Any, clock: Clock
+    referral: Referral,
+    programme: ProgrammeParams,
+    action: ReferralAction,
+    body: Any,
+    clock: Clock,
 ) -> rules.Change:
     match action:
         case ReferralAction.acknowledge:
@@ -297,8 +300,7 @@ async def perform(
         raise PreconditionFailed()
     rules.check_state(referral, action)
     rules.check_time_rules(referral, action, clock.today)
-    programme = await session.get(Programme, referral.programme)
-    assert programme is not None
+    programme = await programme_params(session, referral.programme)
     change = _decide(referral, programme, action, body, clock)
     for name, value in change.fields.items():
         setattr(referral, name, value)
