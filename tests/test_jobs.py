@@ -319,3 +319,30 @@ async def test_schedulers_of_several_replicas_do_the_work_once(
     runs = (await client.get("/v1/jobs/runs", headers=ADMIN)).json()["items"]
     if is_postgres:
         assert sorted(r["job"] for r in runs) == ["auto-dna", "auto-end"]
+
+
+async def test_the_jobs_read_only_what_is_due_through_their_indexes(
+    app: FastAPI, is_postgres: bool
+) -> None:
+    """The jobs' queries can be served by the partial deadline indexes, so a run costs what
+    is due, not the size of the table: PostgreSQL's EXPLAIN uses them; SQLite accepts them
+    as INDEXED BY (it refuses an index that cannot answer the query)."""
+    where = {
+        "ix_referrals_auto_dna_due": "status IN ('referred', 'acknowledged', 'accepted')"
+        " AND auto_dna_on <= '2026-04-01' ORDER BY auto_dna_on, id",
+        "ix_referrals_auto_end_due": "status = 'started' AND auto_end_on <= '2026-04-01'"
+        " ORDER BY auto_end_on, id",
+    }
+    async with app.state.engine.connect() as connection:
+        for index, condition in where.items():
+            if is_postgres:
+                await connection.execute(text("SET enable_seqscan = off"))
+                rows = await connection.execute(
+                    text(f"EXPLAIN SELECT id FROM referrals WHERE {condition}")
+                )
+                plan = "\n".join(str(row[0]) for row in rows)
+                assert index in plan, plan
+            else:
+                await connection.execute(
+                    text(f"SELECT id FROM referrals INDEXED BY {index} WHERE {condition}")
+                )
