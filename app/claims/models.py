@@ -27,6 +27,7 @@ class Claim(Base):
         ),
         Index("ix_claims_provider_id_id", "provider_id", "id"),
         Index("ix_claims_status", "status"),
+        Index("ix_claims_payment_run_id", "payment_run_id"),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)

@@ -7,6 +7,7 @@ added here, so that no operation can forget them.
 
 from __future__ import annotations
 
+import enum
 from http import HTTPStatus
 from typing import Any
 
@@ -25,8 +26,12 @@ from app.core.problems import (
     SpecialCustomerRecord,
     ValidationProblem,
 )
+from app.referrals.states import EndCode
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# Integer enums whose members have names: generated clients use them (`EndCode.FOUND_WORK`
+# rather than `EndCode.VALUE_1`) through the `x-enum-varnames` extension.
+_NAMED_INT_ENUMS: tuple[type[enum.IntEnum], ...] = (EndCode,)
 _INTERNAL = ProblemError
 _IDEMPOTENCY_HEADER = {
     "name": "Idempotency-Key",
@@ -47,6 +52,23 @@ def _add_codes(operation: dict[str, Any], status: int, codes: list[str]) -> None
     response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}}
 
 
+def _plain_optional_body(operation: dict[str, Any]) -> None:
+    """An optional body is documented as its schema, not ``anyOf [schema, null]``.
+
+    FastAPI renders ``body: Model | None = None`` as a nullable schema; the absence of a body
+    is already said by ``required: false``. Generated clients otherwise send the "unset"
+    marker itself as JSON when the caller leaves the body out.
+    """
+    body = operation.get("requestBody")
+    if not body or body.get("required"):
+        return
+    for media in body.get("content", {}).values():
+        branches = media.get("schema", {}).get("anyOf", [])
+        refs = [b for b in branches if "$ref" in b]
+        if len(branches) == 2 and len(refs) == 1 and {"type": "null"} in branches:
+            media["schema"] = refs[0]
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -63,10 +85,14 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas["FieldError"] = FieldError.model_json_schema()
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
+    for named in _NAMED_INT_ENUMS:
+        if named.__name__ in schemas:
+            schemas[named.__name__]["x-enum-varnames"] = [m.name.upper() for m in named]
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
             if method not in {"get", "post", "put", "delete", "patch"}:
                 continue
+            _plain_optional_body(operation)
             if operation.get("security"):
                 _add_codes(operation, 401, ["unauthenticated"])
                 _add_codes(operation, 403, [Forbidden.code])

@@ -6,10 +6,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from app.credits.calculator import Rag
 
+# Years 1900-2099: month arithmetic (the month before the first, a month's first and last day)
+# must stay within four-digit years, so "0000-01" is a validation error, not a server error.
 Month = Annotated[
     str,
-    StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$"),
-    Field(examples=["2026-01"], description="A calendar month, YYYY-MM."),
+    StringConstraints(pattern=r"^(19|20)\d{2}-(0[1-9]|1[0-2])$"),
+    Field(examples=["2026-01"], description="A calendar month, YYYY-MM (years 1900 to 2099)."),
 ]
 
 

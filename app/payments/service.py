@@ -12,7 +12,7 @@ import csv
 import io
 from typing import Any
 
-from sqlalchemy import Insert, and_, exists, func, insert, literal, select, update
+from sqlalchemy import and_, exists, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,33 +42,48 @@ def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
 
 
 async def _pay_claims(session: AsyncSession, run: PaymentRun, clock: Clock) -> None:
-    insert_ = _insert_ignoring_duplicates(session)
-    validated = select(
-        literal(run.id),
-        literal(str(PaymentLineKind.claim)),
-        Claim.id,
-        Claim.contract_id,
-        Claim.provider_id,
-        literal(run.month),
-        Claim.amount_pence,
-        literal(0),
-    ).where(Claim.status == ClaimStatus.validated)
-    statement: Insert = insert_(PaymentLine).from_select(
-        [
-            "run_id",
-            "kind",
-            "claim_id",
-            "contract_id",
-            "provider_id",
-            "month",
-            "amount_pence",
-            "deduction_pence",
-        ],
-        validated,
+    """Claim the validated claims for this run first, with one conditional UPDATE: it locks
+    each row and re-checks its status, so a claim voided by a back-out that commits first is
+    skipped, a back-out that comes later finds it paid, and a racing run finds it taken.
+    Lines and events are then written from the claims this run took."""
+    await session.execute(
+        update(Claim)
+        .where(Claim.status == ClaimStatus.validated)
+        .values(
+            status=ClaimStatus.paid,
+            paid_at=clock.now,
+            payment_run_id=run.id,
+            updated_at=clock.now,
+            version=Claim.version + 1,
+        )
+        .execution_options(synchronize_session=False)
     )
-    await session.execute(statement.on_conflict_do_nothing())  # type: ignore[attr-defined]
-    paid_here = select(PaymentLine.claim_id).where(
-        PaymentLine.run_id == run.id, PaymentLine.kind == PaymentLineKind.claim
+    taken = Claim.payment_run_id == run.id
+    await session.execute(
+        insert(PaymentLine).from_select(
+            [
+                "run_id",
+                "kind",
+                "claim_id",
+                "contract_id",
+                "provider_id",
+                "month",
+                "amount_pence",
+                "deduction_pence",
+            ],
+            select(
+                literal(run.id),
+                literal(str(PaymentLineKind.claim)),
+                Claim.id,
+                Claim.contract_id,
+                Claim.provider_id,
+                literal(run.month),
+                Claim.amount_pence,
+                literal(0),
+            )
+            .where(taken)
+            .order_by(Claim.id),
+        )
     )
     await session.execute(
         insert(ClaimEvent).from_select(
@@ -83,7 +98,7 @@ async def _pay_claims(session: AsyncSession, run: PaymentRun, clock: Clock) -> N
                 "data",
             ],
             select(
-                PaymentLine.claim_id,
+                Claim.id,
                 literal(str(ClaimEventType.paid)),
                 literal(str(ClaimStatus.paid)),
                 literal(clock.now, ClaimEvent.occurred_at.type),
@@ -91,20 +106,10 @@ async def _pay_claims(session: AsyncSession, run: PaymentRun, clock: Clock) -> N
                 literal("post"),
                 literal(None),
                 literal({"payment_run_id": run.id}, ClaimEvent.data.type),
-            ).where(PaymentLine.run_id == run.id, PaymentLine.kind == PaymentLineKind.claim),
+            )
+            .where(taken)
+            .order_by(Claim.id),
         )
-    )
-    await session.execute(
-        update(Claim)
-        .where(Claim.id.in_(paid_here))
-        .values(
-            status=ClaimStatus.paid,
-            paid_at=clock.now,
-            payment_run_id=run.id,
-            updated_at=clock.now,
-            version=Claim.version + 1,
-        )
-        .execution_options(synchronize_session=False)
     )
 
 

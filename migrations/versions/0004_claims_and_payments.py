@@ -58,6 +58,7 @@ def upgrade() -> None:
     )
     op.create_index('ix_claims_provider_id_id', 'claims', ['provider_id', 'id'], unique=False)
     op.create_index('ix_claims_status', 'claims', ['status'], unique=False)
+    op.create_index('ix_claims_payment_run_id', 'claims', ['payment_run_id'], unique=False)
     op.create_index('uq_claims_live_referral_type', 'claims', ['referral_id', 'claim_type'], unique=True, sqlite_where=sa.text("status IN ('submitted', 'validated', 'paid')"), postgresql_where=sa.text("status IN ('submitted', 'validated', 'paid')"))
 
     op.create_table('claim_events',
@@ -107,6 +108,7 @@ def downgrade() -> None:
     op.drop_table('claim_events')
     op.drop_index('uq_claims_live_referral_type', table_name='claims')
     op.drop_index('ix_claims_status', table_name='claims')
+    op.drop_index('ix_claims_payment_run_id', table_name='claims')
     op.drop_index('ix_claims_provider_id_id', table_name='claims')
 
     op.drop_table('claims')
