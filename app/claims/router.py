@@ -16,7 +16,7 @@ from app.claims.schemas import (
     ClaimValidate,
 )
 from app.claims.states import ClaimStatus, ClaimType
-from app.contracts.schemas import ProviderId
+from app.contracts.schemas import ProviderId, WithoutNul
 from app.core.auth import Principal, Role, Scope, require
 from app.core.deps import RequestClock, Session
 from app.core.pagination import CursorParam, Limit
@@ -37,7 +37,7 @@ Reader = Annotated[
     Depends(require(Role.post, Role.provider, scopes=(Scope.referrals, Scope.claims))),
 ]
 Post = Annotated[Principal, Depends(require(Role.post))]
-ClaimId = Annotated[str, Path(alias="id", max_length=40)]
+ClaimId = Annotated[str, Path(alias="id", max_length=40), WithoutNul]
 
 
 @router.post(
@@ -67,7 +67,7 @@ async def list_claims(
     session: Session,
     status: Annotated[ClaimStatus | None, Query()] = None,
     claim_type: Annotated[ClaimType | None, Query()] = None,
-    referral_id: Annotated[str | None, Query(max_length=40)] = None,
+    referral_id: Annotated[str | None, Query(max_length=40), WithoutNul] = None,
     provider_id: Annotated[ProviderId | None, Query()] = None,
     cursor: CursorParam = None,
     limit: Limit = 50,

@@ -6,16 +6,17 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.claims.states import ClaimEventType, ClaimStatus, ClaimType, OutcomeBasis
+from app.contracts.schemas import WithoutNul
 from app.programmes.schemas import ProgrammeCode
 from app.referrals.states import ActorRole
 
-Reference = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=100), WithoutNul]
 
 
 class ClaimCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    referral_id: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    referral_id: Annotated[str, StringConstraints(min_length=1, max_length=40), WithoutNul]
     claim_type: ClaimType
     job_start_date: date | None = None
     hours_per_week: int | None = Field(default=None, ge=0, le=168)
@@ -27,7 +28,7 @@ class ClaimCreate(BaseModel):
 class ClaimReject(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000), WithoutNul]
 
 
 class ClaimValidate(BaseModel):

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.contracts import service
-from app.contracts.schemas import ContractCreate, ContractOut, ProviderId
+from app.contracts.schemas import ContractCreate, ContractOut, ProviderId, WithoutNul
 from app.core.auth import Principal, Role, Scope, require
 from app.core.deps import RequestClock, Session
 from app.core.pagination import CursorParam, Limit, Page
@@ -19,7 +19,7 @@ Reader = Annotated[
     Principal,
     Depends(require(Role.admin, Role.post, Role.provider, scopes=(Scope.referrals, Scope.claims))),
 ]
-ContractId = Annotated[str, Path(alias="id", max_length=40)]
+ContractId = Annotated[str, Path(alias="id", max_length=40), WithoutNul]
 
 
 @router.post(

@@ -3,9 +3,28 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from app.programmes.schemas import ProgrammeCode
+
+
+def _without_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000: refused as a validation error, never a 500 (the
+    # value itself is not echoed back).
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+# For every free-text input that reaches a text column or a query: ids, references, reasons.
+WithoutNul = AfterValidator(_without_nul)
 
 ProviderId = Annotated[
     str,

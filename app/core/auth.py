@@ -100,6 +100,8 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         raise Unauthenticated()
     if not isinstance(scope, str) or (provider_id is not None and not isinstance(provider_id, str)):
         raise Unauthenticated()
+    if any("\x00" in value for value in (sub, provider_id or "", scope)):
+        raise Unauthenticated()  # nothing a database could store
     if role == Role.provider and not provider_id:
         raise Unauthenticated("A provider token must carry provider_id.")
     return Principal(

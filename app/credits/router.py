@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import Response
 
 from app.contracts import service as contracts
+from app.contracts.schemas import WithoutNul
 from app.core.auth import AnyPrincipal, Principal, Role, Scope, require
 from app.core.deps import RequestClock, Session
 from app.core.problems import FieldError, NotFound, ValidationProblem, problem_responses
@@ -42,7 +43,7 @@ MAX_MONTHS = 36
     },
 )
 async def get_contract_service_credits(
-    contract_id: Annotated[str, Path(alias="id", max_length=40)],
+    contract_id: Annotated[str, Path(alias="id", max_length=40), WithoutNul],
     principal: Reader,
     session: Session,
     clock: RequestClock,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import Response
 
+from app.contracts.schemas import WithoutNul
 from app.core.auth import Principal, Role, Scope, require
 from app.core.deps import RequestClock, Session
 from app.core.pagination import CursorParam, Limit
@@ -69,7 +70,7 @@ async def list_payment_runs(
     },
 )
 async def get_payment_run(
-    run_id: Annotated[str, Path(alias="id", max_length=40)],
+    run_id: Annotated[str, Path(alias="id", max_length=40), WithoutNul],
     principal: Reader,
     session: Session,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,

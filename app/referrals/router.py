@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from pydantic import BaseModel
 
-from app.contracts.schemas import ProviderId
+from app.contracts.schemas import ProviderId, WithoutNul
 from app.core.auth import Principal, Role, Scope, require
 from app.core.deps import RequestClock, Session
 from app.core.pagination import CursorParam, Limit
@@ -59,7 +59,7 @@ Reader = Annotated[
     Depends(require(Role.jcp, Role.post, Role.provider, scopes=(Scope.referrals, Scope.claims))),
 ]
 ReferralId = Annotated[
-    str, Path(alias="id", max_length=40, description="The id the service assigned.")
+    str, Path(alias="id", max_length=40, description="The id the service assigned."), WithoutNul
 ]
 IfMatch = Annotated[
     str | None,

@@ -15,7 +15,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from app.contracts.schemas import ProviderId
+from app.contracts.schemas import ProviderId, WithoutNul
 from app.programmes.schemas import ProgrammeCode
 from app.referrals.rules import is_valid_nino, normalise_nino
 from app.referrals.states import (
@@ -53,11 +53,11 @@ Nino = Annotated[
     AfterValidator(_nino),
 ]
 Postcode = Annotated[str, StringConstraints(max_length=10), AfterValidator(_postcode)]
-ShortText = Annotated[str, StringConstraints(max_length=100)]
+ShortText = Annotated[str, StringConstraints(max_length=100), WithoutNul]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
-LongText = Annotated[str, StringConstraints(max_length=2000)]
+LongText = Annotated[str, StringConstraints(max_length=2000), WithoutNul]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=30, pattern=r"^[0-9+() -]+$")]
-Note = Annotated[str, StringConstraints(max_length=2000)]
+Note = Annotated[str, StringConstraints(max_length=2000), WithoutNul]
 
 
 class Strict(BaseModel):
@@ -170,7 +170,7 @@ class EndBody(Strict):
 
 
 class BackOutBody(Strict):
-    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000), WithoutNul]
 
 
 class SearchBody(Strict):

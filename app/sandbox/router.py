@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from app.contracts.schemas import ProviderId
+from app.contracts.schemas import ProviderId, WithoutNul
 from app.core.auth import Role, mint_token
 from app.core.deps import AppSettings, Session
 from app.core.problems import FieldError, NotFound, ValidationProblem, problem_responses
@@ -51,7 +51,8 @@ class ClockOut(BaseModel):
 class TokenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sub: str = Field(min_length=1, max_length=200)
+    # No NUL: the token's ``sub`` is recorded as the actor of every action taken with it.
+    sub: Annotated[str, WithoutNul] = Field(min_length=1, max_length=200)
     role: Role
     provider_id: ProviderId | None = None
     scope: str | None = Field(default=None, max_length=200, examples=["referrals claims"])
