@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -205,9 +205,15 @@ class ReferralOut(BaseModel):
     re_referral: bool
     mappa: bool
     mappa_notice: str | None
-    participant: dict[str, Any]
-    markers: dict[str, Any]
-    details: dict[str, Any]
+    auto_dna_on: date = Field(
+        description="If not started or closed by then, auto DNA closes it this day (JFS 3.40)."
+    )
+    auto_end_on: date | None = Field(
+        description="Once started, provision ends by itself this day (JFS 5.08)."
+    )
+    participant: Participant
+    markers: Markers
+    details: Details
     allowed_actions: list[ReferralAction] = Field(
         description="What the caller may do next, from the transition table."
     )
