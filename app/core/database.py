@@ -86,7 +86,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        # A dropped connection fails one request and invalidates the pool; pinging instead
+        # costs a round trip on every request (PRAP_DB_PRE_PING=1 to prefer that).
+        pool_pre_ping=settings.db_pre_ping,
+        pool_recycle=1800,
     )
 
 

@@ -15,7 +15,7 @@ from app.sandbox.service import read_clock
 Session = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_settings_from_app(request: Request) -> Settings:
+async def get_settings_from_app(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

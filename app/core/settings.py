@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     scheduler: bool = Field(default=True, description="Run the daily jobs in-process.")
     log_level: str = Field(default="INFO")
     db_pool_size: int = Field(default=10, ge=1)
+    db_pre_ping: bool = Field(
+        default=False,
+        description="Test each pooled connection before use (a round trip per request).",
+    )
     idempotency_ttl_hours: int = Field(default=24, ge=1)
 
     @property

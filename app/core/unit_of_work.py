@@ -29,8 +29,8 @@ from app.idempotency import service as idempotency
 logger = logging.getLogger("prap.uow")
 
 
-def get_session(request: Request) -> AsyncSession:
-    """The request's session (FastAPI dependency)."""
+async def get_session(request: Request) -> AsyncSession:
+    """The request's session (FastAPI dependency; async, so it never costs a thread hop)."""
     session: AsyncSession = request.state.db
     return session
 

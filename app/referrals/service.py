@@ -157,7 +157,10 @@ async def _record_event(
     principal: Principal,
     clock: Clock,
     data: dict[str, Any],
+    *,
+    version: int,
 ) -> None:
+    """Add the event to the session; the caller's flush writes it with the change."""
     session.add(
         ReferralEvent(
             txid=transaction_id(session.get_bind().dialect.name),
@@ -168,12 +171,11 @@ async def _record_event(
             actor_sub=principal.sub,
             actor_role=principal.role,
             actor_provider_id=principal.provider_id,
-            referral_version=referral.version,
+            referral_version=version,
             status=referral.status,
             data={k: v for k, v in data.items() if v is not None},
         )
     )
-    await session.flush()
 
 
 async def create_referral(
@@ -235,7 +237,9 @@ async def create_referral(
             "referral_date": referral_date.isoformat(),
             "re_referral": re_referral,
         },
+        version=referral.version,
     )
+    await session.flush()
     return to_out(referral, principal, clock)
 
 
@@ -310,14 +314,22 @@ async def perform(
     for name, value in change.fields.items():
         setattr(referral, name, value)
     referral.updated_at = clock.now
+    # The change and its event go in one flush; the UPDATE is conditional on the version
+    # read (version_id_col), and the event carries the version it produces.
+    await _record_event(
+        session,
+        referral,
+        TRANSITIONS[action].event,
+        principal,
+        clock,
+        change.event_data,
+        version=referral.version + 1,
+    )
     try:
         await session.flush()
     except StaleDataError as error:
         # Another request changed the referral between our read and our write.
         raise InvalidTransition("The referral changed meanwhile; read it again.") from error
-    await _record_event(
-        session, referral, TRANSITIONS[action].event, principal, clock, change.event_data
-    )
     if action is ReferralAction.back_out:
         # SES 3.15: the attachment fee was earned by a start that did not happen.
         await void_attachment_claims(session, clock, principal, referral.id)

@@ -20,7 +20,7 @@ from app.core.settings import SANDBOX_JWT_SECRET, Settings
 from app.sandbox import service
 
 
-def require_sandbox(settings: AppSettings) -> Settings:
+async def require_sandbox(settings: AppSettings) -> Settings:
     if not settings.sandbox:
         raise NotFound("Sandbox endpoints are enabled with PRAP_SANDBOX=1.")
     return settings
