@@ -21,7 +21,7 @@ from app.contracts.models import Contract
 from app.core.auth import Principal
 from app.core.clock import Clock
 from app.core.ids import new_id
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import (
     DuplicateClaim,
     InvalidTransition,
@@ -275,9 +275,9 @@ async def list_claims(
     if cursor is not None:
         (after,) = decode_cursor(cursor, str)
         statement = statement.where(Claim.id > after)
-    rows = list((await session.scalars(statement.order_by(Claim.id).limit(limit + 1))).all())
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
+    page, next_cursor = await fetch_page(
+        session, statement.order_by(Claim.id), limit, lambda c: encode_cursor(c.id)
+    )
     return [ClaimOut.model_validate(c) for c in page], next_cursor
 
 

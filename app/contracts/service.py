@@ -8,7 +8,7 @@ from app.contracts.schemas import ContractCreate, ContractOut
 from app.core.auth import Principal
 from app.core.clock import Clock
 from app.core.ids import new_id
-from app.core.pagination import Page, decode_cursor, encode_cursor
+from app.core.pagination import Page, decode_cursor, encode_cursor, fetch_page
 from app.core.problems import NotFound
 
 
@@ -36,10 +36,10 @@ async def list_contracts(
     if cursor is not None:
         (after,) = decode_cursor(cursor, str)
         statement = statement.where(Contract.id > after)
-    rows = list((await session.execute(statement.order_by(Contract.id).limit(limit + 1))).scalars())
-    more = len(rows) > limit
-    items = [ContractOut.model_validate(c) for c in rows[:limit]]
-    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+    page, next_cursor = await fetch_page(
+        session, statement.order_by(Contract.id), limit, lambda c: encode_cursor(c.id)
+    )
+    return Page(items=[ContractOut.model_validate(c) for c in page], next_cursor=next_cursor)
 
 
 async def get_contract(session: AsyncSession, principal: Principal, contract_id: str) -> Contract:

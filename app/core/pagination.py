@@ -5,14 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, Field
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.problems import FieldError, ValidationProblem
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")]
 CursorParam = Annotated[
@@ -24,6 +28,19 @@ CursorParam = Annotated[
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = Field(description="Cursor for the next page; null on the last.")
+
+
+async def fetch_page(
+    session: AsyncSession,
+    statement: Select[R],
+    limit: int,
+    cursor_of: Callable[[R], str],
+) -> tuple[list[R], str | None]:
+    """One keyset page: ``statement`` must already be filtered past the cursor and ordered.
+    Fetches one row more than asked to know whether another page follows."""
+    rows = list((await session.scalars(statement.limit(limit + 1))).all())
+    page = rows[:limit]
+    return page, cursor_of(page[-1]) if len(rows) > limit else None
 
 
 def encode_cursor(*values: Any) -> str:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
 from app.core.auth import Principal, Role, require
 from app.core.clock import Clock
 from app.core.deps import AppSettings, Session
-from app.core.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from app.core.pagination import CursorParam, Limit
 from app.core.problems import DateOutOfRange, problem_responses
 from app.jobs import service
 from app.jobs.schemas import AutoDnaRunOut, AutoEndRunOut, JobRunList, JobRunOut, JobRunRequest
@@ -38,6 +38,18 @@ def _as_of(body: JobRunRequest | None, clock: Clock) -> date:
     return as_of
 
 
+async def _run(
+    request: Request, job: service.Job, clock: Clock, body: JobRunRequest | None
+) -> service.RunResult:
+    return await service.run_job(
+        request.app.state.sessions,
+        job,
+        clock=clock,
+        as_of=_as_of(body, clock),
+        trigger=service.Trigger.api,
+    )
+
+
 @router.post(
     "/auto-dna/runs",
     operation_id="runAutoDnaJob",
@@ -48,20 +60,8 @@ async def run_auto_dna(
     request: Request, _admin: Admin, clock: JobClock, body: JobRunRequest | None = None
 ) -> AutoDnaRunOut:
     """Close as Did Not Attend every referral not started 30 days after referral (JFS 3.40)."""
-    result = await service.run_job(
-        request.app.state.sessions,
-        service.Job.auto_dna,
-        clock=clock,
-        as_of=_as_of(body, clock),
-        trigger=service.Trigger.api,
-    )
-    return AutoDnaRunOut(
-        closed=result.changed,
-        run_id=result.run_id,
-        as_of=result.as_of,
-        batches=result.batches,
-        duration_ms=result.duration_ms,
-    )
+    result = await _run(request, service.Job.auto_dna, clock, body)
+    return AutoDnaRunOut(closed=result.changed, **_facts(result))
 
 
 @router.post(
@@ -74,20 +74,17 @@ async def run_auto_end(
     request: Request, _admin: Admin, clock: JobClock, body: JobRunRequest | None = None
 ) -> AutoEndRunOut:
     """End with code 45 every started referral whose allotted time has run (JFS 5.08)."""
-    result = await service.run_job(
-        request.app.state.sessions,
-        service.Job.auto_end,
-        clock=clock,
-        as_of=_as_of(body, clock),
-        trigger=service.Trigger.api,
-    )
-    return AutoEndRunOut(
-        ended=result.changed,
-        run_id=result.run_id,
-        as_of=result.as_of,
-        batches=result.batches,
-        duration_ms=result.duration_ms,
-    )
+    result = await _run(request, service.Job.auto_end, clock, body)
+    return AutoEndRunOut(ended=result.changed, **_facts(result))
+
+
+def _facts(result: service.RunResult) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id,
+        "as_of": result.as_of,
+        "batches": result.batches,
+        "duration_ms": result.duration_ms,
+    }
 
 
 @router.get("/runs", operation_id="listJobRuns", response_model=JobRunList)
@@ -95,8 +92,5 @@ async def list_job_runs(
     _admin: Admin, session: Session, cursor: CursorParam = None, limit: Limit = 50
 ) -> JobRunList:
     """Past runs of the daily jobs, newest first: when, as of which day, how many, how long."""
-    before = decode_cursor(cursor, int)[0] if cursor else None
-    runs = await service.list_runs(session, limit=limit + 1, before=before)
-    page = runs[:limit]
-    next_cursor = encode_cursor(page[-1].id) if len(runs) > limit else None
+    page, next_cursor = await service.list_runs(session, limit=limit, cursor=cursor)
     return JobRunList(items=[JobRunOut.model_validate(r) for r in page], next_cursor=next_cursor)

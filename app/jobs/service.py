@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import Clock
+from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.jobs.models import JobRun
 from app.referrals.models import Referral, ReferralEvent
 from app.referrals.states import (
@@ -300,8 +301,12 @@ async def run_job(
     return RunResult(run_id, job, as_of, changed, batches, duration_ms, clock.now)
 
 
-async def list_runs(session: AsyncSession, *, limit: int, before: int | None) -> list[JobRun]:
-    statement = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
-    if before is not None:
+async def list_runs(
+    session: AsyncSession, *, limit: int, cursor: str | None
+) -> tuple[list[JobRun], str | None]:
+    """Runs newest first."""
+    statement = select(JobRun).order_by(JobRun.id.desc())
+    if cursor is not None:
+        (before,) = decode_cursor(cursor, int)
         statement = statement.where(JobRun.id < before)
-    return list((await session.scalars(statement)).all())
+    return await fetch_page(session, statement, limit, lambda r: encode_cursor(r.id))

@@ -22,7 +22,7 @@ from app.contracts.models import Contract
 from app.core.auth import Principal
 from app.core.clock import Clock
 from app.core.ids import new_id
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import DateOutOfRange, NotFound
 from app.credits.service import contract_report, first_day, last_day, month_of
 from app.payments.models import PaymentLine, PaymentRun
@@ -235,15 +235,16 @@ async def list_payment_runs(
     if cursor is not None:
         (after,) = decode_cursor(cursor, str)
         statement = statement.where(PaymentRun.id > after)
-    rows = list((await session.scalars(statement.order_by(PaymentRun.id).limit(limit + 1))).all())
-    page = rows[:limit]
+    page, next_cursor = await fetch_page(
+        session, statement.order_by(PaymentRun.id), limit, lambda r: encode_cursor(r.id)
+    )
     items = [
         PaymentRunSummary(
             id=r.id, month=r.month, created_at=r.created_at, total_pence=r.total_pence
         )
         for r in page
     ]
-    return items, encode_cursor(page[-1].id) if len(rows) > limit else None
+    return items, next_cursor
 
 
 REMITTANCE_COLUMNS = (

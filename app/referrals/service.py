@@ -16,7 +16,7 @@ from app.contracts.repository import contract_in_force
 from app.core.auth import Principal
 from app.core.clock import Clock
 from app.core.ids import new_id
-from app.core.pagination import decode_cursor, encode_cursor
+from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import (
     InvalidTransition,
     NoContract,
@@ -372,9 +372,9 @@ async def list_referrals(
     if cursor is not None:
         (after,) = decode_cursor(cursor, str)
         statement = statement.where(Referral.id > after)
-    rows = list((await session.scalars(statement.order_by(Referral.id).limit(limit + 1))).all())
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
+    page, next_cursor = await fetch_page(
+        session, statement.order_by(Referral.id), limit, lambda r: encode_cursor(r.id)
+    )
     return [to_out(r, principal, clock) for r in page], next_cursor
 
 
@@ -415,8 +415,6 @@ async def change_feed(
                 and_(ReferralEvent.txid == txid, ReferralEvent.id > event_id),
             )
         )
-    statement = statement.order_by(ReferralEvent.txid, ReferralEvent.id).limit(limit + 1)
-    rows = list((await session.scalars(statement)).all())
-    page = rows[:limit]
-    next_cursor = event_cursor(page[-1]) if len(rows) > limit else None
+    statement = statement.order_by(ReferralEvent.txid, ReferralEvent.id)
+    page, next_cursor = await fetch_page(session, statement, limit, event_cursor)
     return [event_out(e) for e in page], next_cursor
