@@ -14,7 +14,6 @@ COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv
 COPY --chown=prap alembic.ini ./
 COPY --chown=prap migrations ./migrations
-COPY --chown=prap app ./app
 USER prap
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
