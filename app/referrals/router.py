@@ -10,9 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts.schemas import ProviderId, WithoutNul
 from app.core.auth import Principal, Role, Scope, require
+from app.core.clock import Clock
 from app.core.deps import RequestClock, Session
 from app.core.pagination import CursorParam, Limit
 from app.core.problems import (
@@ -224,8 +226,8 @@ def _register(action: ReferralAction, operation_id: str, body_model: Any, summar
 
     async def run(
         referral_id: str,
-        session: Any,
-        clock: Any,
+        session: AsyncSession,
+        clock: Clock,
         response: Response,
         principal: Principal,
         if_match: str | None,
