@@ -191,21 +191,3 @@ async def payment_run_ok(client: AsyncClient, month: str) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-class InFlight:
-    """An outer ASGI wrapper around the real app counting requests in flight at once, so a
-    race test can show that its requests overlapped (nothing of the app is replaced)."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.now = 0
-        self.peak = 0
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self.now += 1
-        self.peak = max(self.peak, self.now)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.now -= 1

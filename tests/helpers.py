@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -166,3 +167,37 @@ async def act(
         headers=headers or PROVIDER_A,
         json=body if body is not None else {},
     )
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A named caller for tests that walk roles."""
+
+    name: str
+    role: str
+    provider_id: str | None = None
+    scopes: tuple[str, ...] = ()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self.role == "provider":
+            return auth("provider", sub=self.name, provider_id=self.provider_id, scopes=self.scopes)
+        return auth(self.role, sub=self.name)
+
+
+class InFlight:
+    """An outer ASGI wrapper around the real app counting requests in flight at once, so a
+    race test can show that its requests overlapped (nothing of the app is replaced)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.now = 0
+        self.peak = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.now -= 1

@@ -17,13 +17,13 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import text
-from starlette.types import Receive, Scope, Send
 
 from tests.helpers import (
     JCP,
     POST,
     PROVIDER_A,
     Api,
+    InFlight,
     act,
     assert_problem,
     auth,
@@ -32,24 +32,6 @@ from tests.helpers import (
 )
 
 ROUNDS = 4
-
-
-class InFlight:
-    """An outer ASGI wrapper around the real app that counts requests in flight at once, so a
-    test can show that its requests really overlapped (nothing of the app is replaced)."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self.now = 0
-        self.peak = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.now += 1
-        self.peak = max(self.peak, self.now)
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.now -= 1
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ from app.referrals.states import (
 )
 from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS
 from tests.conftest import MUTABLE_TABLES
-from tests.helpers import auth, referral_body
+from tests.helpers import Caller, referral_body
 
 T = TypeVar("T")
 
@@ -73,20 +73,6 @@ FORWARD = (
     ReferralAction.end,
     ReferralAction.acknowledge,
 )
-
-
-@dataclass(frozen=True)
-class Caller:
-    name: str
-    role: str
-    provider_id: str | None = None
-    scopes: tuple[str, ...] = ()
-
-    @property
-    def headers(self) -> dict[str, str]:
-        if self.role == "provider":
-            return auth("provider", sub=self.name, provider_id=self.provider_id, scopes=self.scopes)
-        return auth(self.role, sub=self.name)
 
 
 CALLERS = {

@@ -17,7 +17,6 @@ overridden here) and each test builds its own referral with a fresh NINO.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -28,7 +27,7 @@ from sqlalchemy import text
 from app.referrals.states import ActorRole, ReferralAction, ReferralStatus
 from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS, Transition
 from tests.conftest import MUTABLE_TABLES
-from tests.helpers import JCP, POST, Api, assert_problem, auth, referral_body
+from tests.helpers import JCP, POST, Api, Caller, assert_problem, referral_body
 
 TODAY = "2026-03-02"  # a Monday; the acknowledgement is due on Tuesday 3 March
 NOW = f"{TODAY}T10:00:00Z"
@@ -38,20 +37,6 @@ AFTER_BACK_OUT = "accepted-after-back-out"
 
 
 # --- callers -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Caller:
-    name: str
-    role: str
-    provider_id: str | None = None
-    scopes: tuple[str, ...] = ()
-
-    @property
-    def headers(self) -> dict[str, str]:
-        if self.role == "provider":
-            return auth("provider", sub=self.name, provider_id=self.provider_id, scopes=self.scopes)
-        return auth(self.role, sub=self.name)
 
 
 CALLERS = {
