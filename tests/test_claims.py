@@ -900,3 +900,33 @@ async def test_claims_pagination(client: AsyncClient, api: Api) -> None:
     default = (await client.get("/v1/claims", headers=POST)).json()
     assert len(default["items"]) == 5
     assert default["next_cursor"] is None
+
+
+async def test_claims_carry_an_etag_and_honour_if_match(client: AsyncClient, api: Api) -> None:
+    """api-contract.md Writes: a decision on a claim with a stale If-Match is 412 and changes
+    nothing; the current one (or `*`) goes through; every representation has its ETag."""
+    await api.set_today("2026-03-02")
+    await contract(api, "SES")
+    referral = await started_referral(client, i=901, programme="SES")
+    created = await claim(client, referral["id"], "attachment")
+    assert created.status_code == 201, created.text
+    claim_id = created.json()["id"]
+    assert created.headers["etag"] == f'"{created.json()["version"]}"'
+    fetched = await client.get(f"/v1/claims/{claim_id}", headers=POST)
+    assert fetched.headers["etag"] == created.headers["etag"]
+    stale = '"999"'
+    for path, body in (
+        (f"/v1/claims/{claim_id}/validate", {}),
+        (f"/v1/claims/{claim_id}/reject", {"reason": "x"}),
+    ):
+        refused = await client.post(path, headers={**POST, "If-Match": stale}, json=body)
+        assert_problem(refused, 412, "precondition-failed")
+    assert (await get_claim(client, claim_id))["status"] == "submitted"
+    validated = await client.post(
+        f"/v1/claims/{claim_id}/validate",
+        headers={**POST, "If-Match": fetched.headers["etag"]},
+        json={},
+    )
+    assert validated.status_code == 200, validated.text
+    assert validated.headers["etag"] == f'"{validated.json()["version"]}"'
+    assert validated.headers["etag"] != fetched.headers["etag"]

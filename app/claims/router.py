@@ -18,13 +18,15 @@ from app.claims.schemas import (
 from app.claims.states import ClaimStatus, ClaimType
 from app.contracts.schemas import ProviderId, WithoutNul
 from app.core.auth import Principal, Role, Scope, require
-from app.core.deps import RequestClock, Session
+from app.core.deps import IfMatch, RequestClock, Session
+from app.core.etags import etag
 from app.core.pagination import CursorParam, Limit
 from app.core.problems import (
     ClaimNotEligible,
     DuplicateClaim,
     InvalidTransition,
     NotFound,
+    PreconditionFailed,
     SegregationOfDuties,
     problem_responses,
 )
@@ -58,6 +60,7 @@ async def create_claim(
     Whoever recorded the referral's start or end may not claim for it (GEN 122)."""
     claim = await service.create_claim(session, clock, principal, body)
     response.headers["Location"] = f"/v1/claims/{claim.id}"
+    response.headers["ETag"] = etag(claim.version)
     return claim
 
 
@@ -91,37 +94,53 @@ async def list_claims(
     response_model=ClaimOut,
     responses=problem_responses(NotFound),
 )
-async def get_claim(claim_id: ClaimId, principal: Reader, session: Session) -> ClaimOut:
-    return ClaimOut.model_validate(await service.get_readable_claim(session, principal, claim_id))
+async def get_claim(
+    claim_id: ClaimId, principal: Reader, session: Session, response: Response
+) -> ClaimOut:
+    claim = ClaimOut.model_validate(await service.get_readable_claim(session, principal, claim_id))
+    response.headers["ETag"] = etag(claim.version)
+    return claim
 
 
 @router.post(
     "/{id}/validate",
     operation_id="validateClaim",
     response_model=ClaimOut,
-    responses=problem_responses(NotFound, InvalidTransition),
+    responses=problem_responses(NotFound, PreconditionFailed, InvalidTransition),
 )
 async def validate_claim(
     claim_id: ClaimId,
     principal: Post,
     session: Session,
     clock: RequestClock,
+    response: Response,
+    if_match: IfMatch = None,
     body: ClaimValidate | None = None,
 ) -> ClaimOut:
     """POST checks the claim and its evidence, and validates it for payment."""
-    return await service.validate_claim(session, clock, principal, claim_id)
+    claim = await service.validate_claim(session, clock, principal, claim_id, if_match)
+    response.headers["ETag"] = etag(claim.version)
+    return claim
 
 
 @router.post(
     "/{id}/reject",
     operation_id="rejectClaim",
     response_model=ClaimOut,
-    responses=problem_responses(NotFound, InvalidTransition),
+    responses=problem_responses(NotFound, PreconditionFailed, InvalidTransition),
 )
 async def reject_claim(
-    claim_id: ClaimId, body: ClaimReject, principal: Post, session: Session, clock: RequestClock
+    claim_id: ClaimId,
+    body: ClaimReject,
+    principal: Post,
+    session: Session,
+    clock: RequestClock,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> ClaimOut:
-    return await service.reject_claim(session, clock, principal, claim_id, body.reason)
+    claim = await service.reject_claim(session, clock, principal, claim_id, body.reason, if_match)
+    response.headers["ETag"] = etag(claim.version)
+    return claim
 
 
 @router.get(

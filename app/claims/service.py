@@ -20,12 +20,14 @@ from app.claims.states import ClaimEventType, ClaimStatus, ClaimType
 from app.contracts.models import Contract
 from app.core.auth import Principal
 from app.core.clock import Clock
+from app.core.etags import if_match_allows
 from app.core.ids import new_id
 from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import (
     DuplicateClaim,
     InvalidTransition,
     NotFound,
+    PreconditionFailed,
     SegregationOfDuties,
 )
 from app.programmes.service import programme_params
@@ -193,9 +195,12 @@ async def _decide(
     principal: Principal,
     claim_id: str,
     target: ClaimStatus,
+    if_match: str | None,
     reason: str | None = None,
 ) -> ClaimOut:
     claim = await get_readable_claim(session, principal, claim_id, for_update=True)
+    if if_match is not None and not if_match_allows(if_match, claim.version):
+        raise PreconditionFailed()
     if claim.status != ClaimStatus.submitted:
         raise InvalidTransition("Only a submitted claim can be validated or rejected.")
     claim.status = target
@@ -216,15 +221,26 @@ async def _decide(
 
 
 async def validate_claim(
-    session: AsyncSession, clock: Clock, principal: Principal, claim_id: str
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    claim_id: str,
+    if_match: str | None = None,
 ) -> ClaimOut:
-    return await _decide(session, clock, principal, claim_id, ClaimStatus.validated)
+    return await _decide(session, clock, principal, claim_id, ClaimStatus.validated, if_match)
 
 
 async def reject_claim(
-    session: AsyncSession, clock: Clock, principal: Principal, claim_id: str, reason: str
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    claim_id: str,
+    reason: str,
+    if_match: str | None = None,
 ) -> ClaimOut:
-    return await _decide(session, clock, principal, claim_id, ClaimStatus.rejected, reason)
+    return await _decide(
+        session, clock, principal, claim_id, ClaimStatus.rejected, if_match, reason
+    )
 
 
 async def void_attachment_claims(

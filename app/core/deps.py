@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import Clock
@@ -33,3 +33,13 @@ async def get_clock(request: Request, session: Session, settings: AppSettings) -
 
 
 RequestClock = Annotated[Clock, Depends(get_clock)]
+
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=200,
+        description="The resource's `ETag`; a stale one is refused with 412.",
+    ),
+]

@@ -8,14 +8,15 @@ exactly the role the table names."""
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts.schemas import ProviderId, WithoutNul
 from app.core.auth import Principal, Role, Scope, require
 from app.core.clock import Clock
-from app.core.deps import RequestClock, Session
+from app.core.deps import IfMatch, RequestClock, Session
+from app.core.etags import etag
 from app.core.pagination import CursorParam, Limit
 from app.core.problems import (
     AcknowledgementWindowClosed,
@@ -63,18 +64,6 @@ Reader = Annotated[
 ReferralId = Annotated[
     str, Path(alias="id", max_length=40, description="The id the service assigned."), WithoutNul
 ]
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        max_length=200,
-        description="The referral's `ETag`; a stale one is refused with 412.",
-    ),
-]
-
-
-def etag(referral: ReferralOut) -> str:
-    return f'"{referral.version}"'
 
 
 @router.post(
@@ -96,7 +85,7 @@ async def create_referral(
     """Refer a participant to a provider (domain.md §5). The referral date is today."""
     referral = await service.create_referral(session, clock, principal, body)
     response.headers["Location"] = f"/v1/referrals/{referral.id}"
-    response.headers["ETag"] = etag(referral)
+    response.headers["ETag"] = etag(referral.version)
     return referral
 
 
@@ -153,7 +142,7 @@ async def get_referral(
     response: Response,
 ) -> ReferralOut:
     referral = await service.get_referral(session, clock, principal, referral_id)
-    response.headers["ETag"] = etag(referral)
+    response.headers["ETag"] = etag(referral.version)
     return referral
 
 
@@ -236,7 +225,7 @@ def _register(action: ReferralAction, operation_id: str, body_model: Any, summar
         referral = await service.perform(
             session, clock, principal, referral_id, action, body, if_match
         )
-        response.headers["ETag"] = etag(referral)
+        response.headers["ETag"] = etag(referral.version)
         return referral
 
     if body_model is EmptyBody:

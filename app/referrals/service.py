@@ -15,6 +15,7 @@ from app.claims.service import void_attachment_claims
 from app.contracts.repository import contract_in_force
 from app.core.auth import Principal
 from app.core.clock import Clock
+from app.core.etags import if_match_allows
 from app.core.ids import new_id
 from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import (
@@ -243,13 +244,6 @@ async def create_referral(
     return to_out(referral, principal, clock)
 
 
-def _matches(if_match: str, version: int) -> bool:
-    if if_match.strip() == "*":
-        return True
-    candidates = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
-    return str(version) in candidates
-
-
 def _decide(
     referral: Referral,
     programme: ProgrammeParams,
@@ -305,7 +299,7 @@ async def perform(
 ) -> ReferralOut:
     """Apply one action: 404 (tenancy), 412 (If-Match), then the table and the rules."""
     referral = await get_readable(session, principal, referral_id, for_update=True)
-    if if_match is not None and not _matches(if_match, referral.version):
+    if if_match is not None and not if_match_allows(if_match, referral.version):
         raise PreconditionFailed()
     rules.check_state(referral, action)
     rules.check_time_rules(referral, action, clock.today)
