@@ -5,23 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from app.claims.router import router as claims_router
 from app.contracts.router import router as contracts_router
+from app.core.auth import Principal, Role, require
 from app.core.boundary import BoundaryMiddleware
 from app.core.calendar import warm_calendar
 from app.core.database import create_engine, create_session_factory
-from app.core.observability import RequestContextMiddleware, configure_logging, metrics_endpoint
+from app.core.observability import RequestContextMiddleware, configure_logging, metrics_response
 from app.core.openapi import build_openapi
+from app.core.pagination import use_cursor_key
 from app.core.problems import (
     PROBLEM_CONTENT_TYPE,
     FieldError,
@@ -77,8 +81,9 @@ def _field_of(location: tuple[Any, ...]) -> str:
 
 async def _on_validation_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestValidationError)
-    if getattr(request.state, "invalid_json", False):
-        invalid = FieldError(field="body", message="The body is not valid JSON.")
+    body_problem: str | None = getattr(request.state, "body_problem", None)
+    if body_problem is not None:
+        invalid = FieldError(field="body", message=body_problem)
         return problem_response(ValidationProblem(errors=[invalid]))
     errors: list[FieldError] = []
     for item in error.errors():
@@ -90,12 +95,35 @@ async def _on_validation_error(request: Request, error: Exception) -> Response:
     return problem_response(ValidationProblem(errors=errors))
 
 
+MethodTable = list[tuple[re.Pattern[str], set[str]]]
+
+
+def _allowed_methods(request: Request, fallback: str) -> str:
+    """Every method of the resource, from the documented paths (each template compiled as
+    Starlette compiles it); else what Starlette said."""
+    app = request.app
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        app.state, "methods_by_path", None
+    )
+    if table is None:
+        table = [
+            (compile_path(template)[0], {method.upper() for method in item})
+            for template, item in app.openapi()["paths"].items()
+        ]
+        app.state.methods_by_path = table
+    methods = set().union(*(m for regex, m in table if regex.match(request.url.path)))
+    return ", ".join(sorted(methods)) or fallback
+
+
 async def _on_http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     if error.status_code == 404:
         return problem_response(NotFound())
     if error.status_code == 405:
-        return problem_response(MethodNotAllowed())
+        # RFC 9110 §15.5.6: a 405 lists every method the resource has. Starlette's own
+        # ``Allow`` names only the first route that matched the path.
+        allow = _allowed_methods(request, (error.headers or {}).get("Allow", ""))
+        return problem_response(MethodNotAllowed(headers={"Allow": allow}))
     generic = ProblemError(str(error.detail) if error.detail else None)
     generic.status = error.status_code
     return problem_response(generic)
@@ -115,9 +143,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
         warm_calendar()
-        if settings.jwt_verification_key is None:
+        if missing := settings.missing_keys():
             raise RuntimeError(
-                "No token key: set PRAP_JWT_SECRET or PRAP_JWT_PUBLIC_KEY (or PRAP_SANDBOX=1)."
+                f"Missing keys: set {' and '.join(missing)} (or PRAP_SANDBOX=1 for development "
+                "defaults)."
             )
         scheduler = (
             asyncio.create_task(scheduler_loop(sessions, settings), name="prap-scheduler")
@@ -138,6 +167,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    if (cursor_key := settings.derived_key("cursor")) is not None:
+        use_cursor_key(cursor_key)
     app.state.engine = engine
     app.state.sessions = sessions
 
@@ -172,7 +203,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return problem_response(ServiceUnavailable())
         return JSONResponse({"status": "ready"})
 
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(_admin: Annotated[Principal, Depends(require(Role.admin))]) -> Response:
+        """Prometheus metrics, for admin tokens only (api-contract.md, Running it)."""
+        return metrics_response()
 
     # In the order of api-contract.md's tables, so the document reads the same way.
     for router in (

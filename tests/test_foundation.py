@@ -33,9 +33,12 @@ async def test_readiness_fails_without_a_database(settings: Settings) -> None:
     await app.state.engine.dispose()
 
 
-async def test_metrics_are_exposed(client: AsyncClient) -> None:
+async def test_metrics_answer_only_an_admin_token(client: AsyncClient) -> None:
+    """api-contract.md, Running it: /metrics answers only to an admin token, else 401/403."""
     await client.get("/healthz")
-    response = await client.get("/metrics")
+    assert_problem(await client.get("/metrics"), 401, "unauthenticated")
+    assert_problem(await client.get("/metrics", headers=JCP), 403, "forbidden")
+    response = await client.get("/metrics", headers=ADMIN)
     assert response.status_code == 200
     assert "prap_http_requests_total" in response.text
 

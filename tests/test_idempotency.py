@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient, Response
 from sqlalchemy import select, text, update
 
-from app.core.auth import Role, mint_token
+from app.core.auth import Principal, Role, mint_token
 from app.idempotency.models import IdempotencyRecord
 from app.idempotency.service import fingerprint
 from tests.helpers import (
@@ -57,8 +57,8 @@ async def records(app: FastAPI) -> list[IdempotencyRecord]:
 
 
 def caller_key(role: str, provider_id: str | None, sub: str) -> str:
-    """The caller format the service keys records by: ``role|provider_id|sub``."""
-    return f"{role}|{provider_id or ''}|{sub}"
+    """The caller the service keys records by: the (role, provider, sub) tuple's digest."""
+    return Principal(sub=sub, role=Role(role), provider_id=provider_id).caller_key
 
 
 def raw(body: dict[str, Any]) -> bytes:

@@ -28,7 +28,7 @@ WithoutNul = AfterValidator(_without_nul)
 
 ProviderId = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.-]+$"),
+    StringConstraints(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$"),
 ]
 Pence = Annotated[int, Field(ge=0, le=10**12, description="Integer pence.")]
 

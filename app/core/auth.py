@@ -9,6 +9,10 @@ clock).
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
+import math
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,6 +28,8 @@ from app.core.problems import FieldError, Forbidden, Unauthenticated, Validation
 from app.core.settings import Settings
 
 AUDIENCE = "prap"
+# api-contract.md, The boundary: a token's provider_id is 1-32 of these characters.
+PROVIDER_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 class Role(enum.StrEnum):
@@ -51,8 +57,11 @@ class Principal:
 
     @property
     def caller_key(self) -> str:
-        """Who the caller is, for per-caller records such as idempotency keys."""
-        return f"{self.role}|{self.provider_id or ''}|{self.sub}"
+        """Who the caller is, for per-caller records such as idempotency keys: a digest of the
+        (role, provider, subject) tuple as JSON, so that no two callers can share one however
+        their names are spelt (api-contract.md, The boundary)."""
+        identity = json.dumps([str(self.role), self.provider_id, self.sub])
+        return hashlib.sha256(identity.encode()).hexdigest()
 
 
 def decode_token(token: str, settings: Settings) -> Principal:
@@ -81,10 +90,14 @@ def _verify(token: str, key: str, algorithm: str) -> tuple[Principal, float]:
             audience=AUDIENCE,
             options={"require_exp": True, "require_sub": True, "require_aud": True},
         )
-    except JWTError as error:
+    except (JWTError, ValueError, TypeError, OverflowError) as error:
+        # python-jose turns a non-finite ``exp`` or ``iat`` (``Infinity``, ``NaN``) into a
+        # ValueError or OverflowError of its own: still just a bad token.
         raise Unauthenticated() from error
     expires = claims.get("exp")
     if not isinstance(expires, int | float) or isinstance(expires, bool):
+        raise Unauthenticated()
+    if not math.isfinite(expires):
         raise Unauthenticated()
     return principal_from_claims(claims), float(expires)
 
@@ -104,6 +117,8 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         raise Unauthenticated()  # nothing a database could store
     if role == Role.provider and not provider_id:
         raise Unauthenticated("A provider token must carry provider_id.")
+    if role == Role.provider and not PROVIDER_ID.fullmatch(provider_id or ""):
+        raise Unauthenticated("The token's provider_id is not a provider id.")
     return Principal(
         sub=sub,
         role=Role(role),

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Integer, MetaData, TypeDecorator, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -95,3 +96,32 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+# SQLSTATEs that mean "the database is not there for us now": class 08 (connection exception),
+# 53300 (too many connections) and 57P01-57P03 (shut down, crashed, starting up).
+_UNAVAILABLE_STATES = ("08", "53300", "57P01", "57P02", "57P03")
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot be reached right now (restarting, down,
+    out of connections, a connection it killed), as opposed to a fault in the request. These
+    are answered 503 ``service-unavailable`` with ``Retry-After``, never 500."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(
+            current,
+            OSError | TimeoutError | sa_exc.TimeoutError | sa_exc.InterfaceError,
+        ):
+            return True
+        if isinstance(current, sa_exc.OperationalError):
+            return True  # SQLite: locked or unopenable; PostgreSQL: connection-level faults
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_STATES):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

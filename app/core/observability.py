@@ -15,7 +15,6 @@ from typing import Any
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -69,6 +68,15 @@ def configure_logging(level: str = "INFO") -> None:
 access_log = structlog.get_logger("prap.access")
 
 
+# api-contract.md, The boundary: every response is nosniff; every answer of the API (whose
+# operations return personal data: referrals, histories, searches, claims, subject access)
+# must never be stored by a cache, whatever it returned this time. The API's other answers
+# are cheap to make again, so the whole of /v1 is simply never cached.
+_SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"),)
+_NO_STORE = (b"cache-control", b"no-store")
+_NOT_STORED = ("/v1/", "/metrics", "/readyz", "/healthz")
+
+
 class RequestContextMiddleware:
     """Request id (taken from ``X-Request-ID`` when sane, else minted), access log, metrics."""
 
@@ -86,16 +94,15 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        added = [(b"x-request-id", request_id.encode()), *_SECURITY_HEADERS]
+        if scope["path"].startswith(_NOT_STORED):
+            added.append(_NO_STORE)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"],
-                    (b"x-request-id", request_id.encode()),
-                ]
+                message["headers"] = [*message.get("headers", []), *added]
             await send(message)
 
         try:
@@ -115,5 +122,5 @@ class RequestContextMiddleware:
             structlog.contextvars.clear_contextvars()
 
 
-async def metrics_endpoint(_request: Request) -> Response:
+def metrics_response() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

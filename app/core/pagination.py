@@ -1,9 +1,16 @@
-"""Keyset pagination: ``limit`` 1-100 (default 50) and an opaque ``cursor``."""
+"""Keyset pagination: ``limit`` 1-100 (default 50) and an opaque ``cursor``.
+
+Cursors are opaque and tamper-evident (api-contract.md, The boundary): the position is signed
+with an HMAC under a key derived from the server secret, so a cursor the service did not issue,
+or one changed by hand, is a 422 and never reaches SQL.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, TypeVar
@@ -43,27 +50,61 @@ async def fetch_page(
     return page, cursor_of(page[-1]) if len(rows) > limit else None
 
 
-def encode_cursor(*values: Any) -> str:
-    raw = json.dumps(list(values), separators=(",", ":")).encode()
+_SIGNATURE_BYTES = 16
+_INT64 = range(-(2**63), 2**63)
+_key: bytes | None = None
+
+
+def use_cursor_key(key: bytes) -> None:
+    """Set the process's cursor key (from settings, when the app is made)."""
+    global _key
+    _key = key
+
+
+def _signature(payload: bytes) -> bytes:
+    if _key is None:
+        raise RuntimeError("no cursor key: create the app from settings first")
+    return hmac.new(_key, payload, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
+
+
+def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    raw = base64.urlsafe_b64decode((text + "=" * (-len(text) % 4)).encode())
+    if _b64(raw) != text:  # only the one spelling we issue: no slack in the padding bits
+        raise ValueError("not a cursor")
+    return raw
+
+
+def encode_cursor(*values: Any) -> str:
+    payload = json.dumps(list(values), separators=(",", ":")).encode()
+    return f"{_b64(payload)}.{_b64(_signature(payload))}"
 
 
 def decode_cursor(cursor: str, *types: type[Any]) -> tuple[Any, ...]:
     """The values of a cursor made by ``encode_cursor``, checked against ``types``."""
+    encoded, _, signature = cursor.partition(".")
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        payload = _unb64(encoded)
+        signed = hmac.compare_digest(_unb64(signature), _signature(payload))
+        values = json.loads(payload) if signed else None
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:
         raise _bad_cursor() from error
     if (
         not isinstance(values, list)
         or len(values) != len(types)
-        or not all(
-            isinstance(v, t) and not isinstance(v, bool) for v, t in zip(values, types, strict=True)
-        )
+        or not all(_is_a(v, t) for v, t in zip(values, types, strict=True))
     ):
         raise _bad_cursor()
     return tuple(values)
+
+
+def _is_a(value: object, kind: type[Any]) -> bool:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        return False
+    return value in _INT64 if isinstance(value, int) else True
 
 
 def _bad_cursor() -> ValidationProblem:

@@ -80,6 +80,10 @@ class Unauthenticated(ProblemError):
     title = "Unauthenticated"
     default_detail = "A valid bearer token is required."
 
+    def __init__(self, detail: str | None = None) -> None:
+        # RFC 9110 §11.6.1: a 401 names the scheme the client should use.
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
 
 class Forbidden(ProblemError):
     status = 403
@@ -231,7 +235,11 @@ class ServiceUnavailable(ProblemError):
     status = 503
     code = "service-unavailable"
     title = "Service unavailable"
-    default_detail = "The database is not reachable."
+    default_detail = "The database is not reachable; nothing was changed. Retry shortly."
+    RETRY_AFTER_SECONDS = 2
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)})
 
 
 def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import lru_cache
 
 from pydantic import Field
@@ -10,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # A development secret, usable only in sandbox mode (api-contract.md: "a fixed development
 # value in sandbox mode"). Never accepted outside the sandbox.
 SANDBOX_JWT_SECRET = "prap-sandbox-development-secret-not-for-production"
+# Likewise the server secret that every other key (cursors, ...) is derived from.
+SANDBOX_SECRET_KEY = "prap-sandbox-server-secret-not-for-production"
 
 
 class Settings(BaseSettings):
@@ -22,6 +26,10 @@ class Settings(BaseSettings):
     jwt_secret: str | None = Field(default=None, description="HS256 secret.")
     jwt_public_key: str | None = Field(
         default=None, description="PEM public key; when set, tokens are RS256."
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Server secret; the keys for cursors and other signed values derive from it.",
     )
     sandbox: bool = Field(default=False, description="Enable the sandbox endpoints.")
     scheduler: bool = Field(default=True, description="Run the daily jobs in-process.")
@@ -47,6 +55,24 @@ class Settings(BaseSettings):
         if self.sandbox:
             return SANDBOX_JWT_SECRET
         return None
+
+    def derived_key(self, purpose: str) -> bytes | None:
+        """A key of its own for each ``purpose``, derived from the server secret (an HMAC of
+        the purpose's name), so that no two uses ever share one; None when there is no
+        secret (outside sandbox mode, start-up then stops)."""
+        secret = self.secret_key or (SANDBOX_SECRET_KEY if self.sandbox else None)
+        if secret is None:
+            return None
+        return hmac.new(secret.encode(), f"prap/{purpose}".encode(), hashlib.sha256).digest()
+
+    def missing_keys(self) -> list[str]:
+        """The settings start-up needs and does not have (api-contract.md, Running it)."""
+        missing = []
+        if self.jwt_verification_key is None:
+            missing.append("PRAP_JWT_SECRET or PRAP_JWT_PUBLIC_KEY")
+        if self.derived_key("check") is None:
+            missing.append("PRAP_SECRET_KEY")
+        return missing
 
     @property
     def is_sqlite(self) -> bool:

@@ -18,15 +18,33 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.asgi import header, read_body, replay_receive, send_problem, send_response
 from app.core.auth import decode_token
+from app.core.database import database_unavailable
 from app.core.problems import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     ProblemError,
+    ServiceUnavailable,
 )
 from app.core.settings import Settings
 from app.idempotency import service as idempotency
 
 logger = logging.getLogger("prap.uow")
+
+# Reads are retried once when they met a connection the database had dropped (a restart):
+# the pool has discarded it by then, so the retry runs on a fresh one.
+RETRIED_METHODS = frozenset({"GET", "HEAD"})
+COMMIT_UNKNOWN = (
+    "The database connection was lost while committing, so the change may or may not have "
+    "been made. Retry with the same Idempotency-Key to find out safely."
+)
+
+
+class _Unavailable(Exception):
+    """The database could not be reached; carries what to tell the client."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 async def get_session(request: Request) -> AsyncSession:
@@ -66,15 +84,21 @@ class UnitOfWorkMiddleware:
                     state["invalid_idempotency_key"] = True
                     await self._run(scope, receive, send, None)
                     return
-                claim = await idempotency.claim(
-                    self.sessions,
-                    caller=caller,
-                    key=key,
-                    request_fingerprint=idempotency.fingerprint(
-                        scope["method"], scope["path"], sent
-                    ),
-                    ttl=timedelta(hours=self.settings.idempotency_ttl_hours),
-                )
+                try:
+                    claim = await idempotency.claim(
+                        self.sessions,
+                        caller=caller,
+                        key=key,
+                        request_fingerprint=idempotency.fingerprint(
+                            scope["method"], scope["path"], sent
+                        ),
+                        ttl=timedelta(hours=self.settings.idempotency_ttl_hours),
+                    )
+                except Exception as error:
+                    if not database_unavailable(error):
+                        raise
+                    await self._unavailable(send, error)
+                    return
                 if claim.outcome is idempotency.ClaimOutcome.replay and claim.response:
                     stored = claim.response
                     headers = [(k.encode(), v.encode()) for k, v in stored.headers.items()]
@@ -90,6 +114,14 @@ class UnitOfWorkMiddleware:
                 record_id = claim.record_id
         await self._run(scope, receive, send, record_id)
 
+    async def _unavailable(
+        self, send: Send, error: BaseException, detail: str | None = None
+    ) -> None:
+        # Expected while the database restarts: one line, no traceback (the pool has
+        # discarded the broken connections and recovers by itself).
+        logger.warning("database unavailable (%s): answered 503", type(error).__name__)
+        await send_problem(send, ServiceUnavailable(detail))
+
     def _caller(self, scope: Scope) -> str | None:
         """The caller's identity for the key, or None when the token is not valid (the app
         answers 401 then, and nothing is recorded)."""
@@ -103,6 +135,28 @@ class UnitOfWorkMiddleware:
             return None
 
     async def _run(self, scope: Scope, receive: Receive, send: Send, record_id: int | None) -> None:
+        retries = 1 if scope["method"] in RETRIED_METHODS else 0
+        while True:
+            try:
+                status, headers, body = await self._attempt(scope, receive, record_id)
+            except _Unavailable as unavailable:
+                error = unavailable.__cause__ or unavailable
+                if retries and unavailable.detail is None:
+                    retries -= 1
+                    logger.info("retrying a read on a fresh connection")
+                    continue
+                if record_id is not None:
+                    await self._release_quietly(record_id)
+                await self._unavailable(send, error, unavailable.detail)
+                return
+            await send_response(send, status, body, headers)
+            return
+
+    async def _attempt(
+        self, scope: Scope, receive: Receive, record_id: int | None
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Run the app in one transaction; the response, once it has committed (or rolled
+        back, for a refusal). Raises ``_Unavailable`` when the database could not be reached."""
         start: Message | None = None
         chunks: list[bytes] = []
 
@@ -117,7 +171,10 @@ class UnitOfWorkMiddleware:
             scope.setdefault("state", {})["db"] = session
             try:
                 await self.app(scope, receive, capture)
-            except BaseException:
+            except BaseException as error:
+                if isinstance(error, Exception) and database_unavailable(error):
+                    await session.invalidate()
+                    raise _Unavailable() from error
                 await session.rollback()
                 if record_id is not None:
                     await idempotency.release(self.sessions, record_id)
@@ -140,13 +197,27 @@ class UnitOfWorkMiddleware:
                     await session.rollback()
                     if record_id is not None:
                         await self._settle_failure(record_id, stored)
-            except Exception:
+            except Exception as error:
+                if database_unavailable(error):
+                    await session.invalidate()
+                    # A lost COMMIT leaves the outcome unknown; a read changed nothing.
+                    detail = COMMIT_UNKNOWN if scope["method"] not in RETRIED_METHODS else None
+                    raise _Unavailable(detail) from error
                 logger.exception("commit failed")
                 await session.rollback()
                 if record_id is not None:
                     await idempotency.release(self.sessions, record_id)
                 raise
-        await send_response(send, status, body, headers)
+        return status, headers, body
+
+    async def _release_quietly(self, record_id: int) -> None:
+        """Free the key for a retry; while the database is down this cannot happen, and the
+        key's lease lets a retry take it over later."""
+        try:
+            await idempotency.release(self.sessions, record_id)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
 
     async def _settle_failure(self, record_id: int, stored: idempotency.StoredResponse) -> None:
         # A refusal (4xx) changed nothing and would be refused again: remember it, so a retry

@@ -6,11 +6,18 @@ sandbox-only. No token needed: the sandbox exists for JCP-side test harnesses.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+)
 
 from app.contracts.schemas import ProviderId, WithoutNul
 from app.core.auth import Role, mint_token
@@ -37,10 +44,38 @@ router = APIRouter(
 _SANDBOX_NOTE = "**Sandbox only** (`PRAP_SANDBOX=1`); otherwise 404. No token needed."
 
 
+EARLIEST_CLOCK = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_CLOCK = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _as_text(value: object) -> object:
+    # FastAPI validates the decoded body in Python mode, where pydantic would take a number
+    # as Unix time: the contract wants a date-time text only.
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time text")
+    return value
+
+
+def _within_clock_range(now: datetime) -> datetime:
+    if not EARLIEST_CLOCK <= now < LATEST_CLOCK:
+        raise ValueError("must be from 2000-01-01 to 2099-12-31")
+    return now
+
+
+# api-contract.md, Sandbox: an RFC 3339 date-time with an offset (strict: never a number), in
+# the years the service's rules are made for.
+SandboxInstant = Annotated[
+    AwareDatetime, BeforeValidator(_as_text), AfterValidator(_within_clock_range)
+]
+
+
 class ClockSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    now: AwareDatetime = Field(examples=["2026-03-02T09:00:00Z"])
+    now: SandboxInstant = Field(
+        description="An RFC 3339 date-time with an offset, from 2000-01-01 to 2099-12-31.",
+        examples=["2026-03-02T09:00:00Z"],
+    )
 
 
 class ClockOut(BaseModel):
