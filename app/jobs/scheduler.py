@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.clock import UK, real_now
+from app.core.database import database_unavailable
 from app.core.settings import Settings
 from app.idempotency.service import purge_expired
 from app.jobs.models import JobRun
@@ -94,7 +95,11 @@ async def scheduler_loop(sessions: async_sessionmaker[AsyncSession], settings: S
                     changed=result.changed,
                     duration_ms=result.duration_ms,
                 )
-        except Exception:
-            # A failed run is retried at the next tick; the server carries on serving.
-            logger.exception("daily jobs failed")
+        except Exception as error:
+            # A failed run is retried at the next tick; the server carries on serving. A
+            # database that is down is expected now and then: one line, no traceback.
+            if database_unavailable(error):
+                logger.warning("daily jobs deferred: database unavailable")
+            else:
+                logger.exception("daily jobs failed")
         await asyncio.sleep(seconds_until_next_run(real_now()))
