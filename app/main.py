@@ -179,7 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Added last = outermost: request context, then the SCR boundary, then the transaction.
     app.add_middleware(UnitOfWorkMiddleware, sessions=sessions, settings=settings)
-    app.add_middleware(BoundaryMiddleware)
+    app.add_middleware(BoundaryMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", tags=["health"], operation_id="getLiveness")

@@ -64,6 +64,19 @@ class Principal:
         return hashlib.sha256(identity.encode()).hexdigest()
 
 
+def bearer_principal(authorization: str | None, settings: Settings) -> Principal | None:
+    """The principal of an ``Authorization: Bearer`` header value, or None when there is no
+    valid token (for the middlewares, which answer nothing themselves: the route's own
+    dependency gives the 401)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        return decode_token(token.strip(), settings)
+    except Unauthenticated:
+        return None
+
+
 def decode_token(token: str, settings: Settings) -> Principal:
     """Verify a token and return its principal, or raise ``Unauthenticated``."""
     key = settings.jwt_verification_key

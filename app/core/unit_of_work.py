@@ -17,12 +17,11 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.asgi import header, read_body, replay_receive, send_problem, send_response
-from app.core.auth import decode_token
+from app.core.auth import bearer_principal
 from app.core.database import database_unavailable
 from app.core.problems import (
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
-    ProblemError,
     ServiceUnavailable,
 )
 from app.core.settings import Settings
@@ -125,14 +124,8 @@ class UnitOfWorkMiddleware:
     def _caller(self, scope: Scope) -> str | None:
         """The caller's identity for the key, or None when the token is not valid (the app
         answers 401 then, and nothing is recorded)."""
-        authorization = header(scope, b"authorization") or ""
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return None
-        try:
-            return decode_token(token.strip(), self.settings).caller_key
-        except ProblemError:
-            return None
+        principal = bearer_principal(header(scope, b"authorization"), self.settings)
+        return principal.caller_key if principal is not None else None
 
     async def _run(self, scope: Scope, receive: Receive, send: Send, record_id: int | None) -> None:
         retries = 1 if scope["method"] in RETRIED_METHODS else 0
