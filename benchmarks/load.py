@@ -94,6 +94,7 @@ async def virtual_user(
     latencies: dict[str, list[float]],
     errors: dict[str, int],
     first_nino: int,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> None:
     """One client repeating the loop create → acknowledge → accept → start → end → get."""
     provider = PROVIDERS[user % len(PROVIDERS)]
@@ -101,7 +102,7 @@ async def virtual_user(
     staff = bearer(Role.provider, f"adviser-{user}", provider)
     today = datetime.now(UTC).date().isoformat()
     counter = first_nino + user * 1_000_000
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=30, transport=transport) as client:
 
         async def call(
             op: str, method: str, path: str, headers: dict[str, str], **kw: object
@@ -261,13 +262,13 @@ class Phase:
 
 def run_phase(
     url: str, server: str, users: int, seconds: int, port: int, workers: int, first_nino: int,
-    profile: Path | None,
+    profile: Path | None, log_level: str = "INFO",
 ) -> Phase:  # fmt: skip
     """Start ``server`` with INFO request logs (as in production), warm it up, then measure
     the CPU of all its processes (workers included) over ``seconds`` of load."""
     with tempfile.TemporaryFile() as log:
         process = start_server(
-            url, port, workers, app=SERVERS[server], log_level="INFO", stdout=log
+            url, port, workers, app=SERVERS[server], log_level=log_level, stdout=log
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -359,7 +360,7 @@ WARM_UP_SECONDS = 3
 
 def main(
     seconds: int, clients: list[int], port: int, workers: int, pgbench: bool,
-    profile: Path | None,
+    profile: Path | None, servers: list[str], log_level: str,
 ) -> None:  # fmt: skip
     url = bench_url()
     fresh_database(url)
@@ -370,9 +371,11 @@ def main(
     # Each client count runs the API, then the baseline, back to back, so that both meet
     # much the same load from whatever else shares the machine.
     for users in clients:
-        for server in SERVERS:
+        for server in servers:
             phases.append(
-                run_phase(url, server, users, seconds, port, workers, first_nino, profile)
+                run_phase(
+                    url, server, users, seconds, port, workers, first_nino, profile, log_level
+                )
             )
             first_nino += 100_000_000
     report(phases)
@@ -389,7 +392,11 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=8800)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pgbench", action="store_true", help="also pgbench one transition")
-    parser.add_argument("--profile", type=Path, help="py-spy the API workers into this folder")
+    parser.add_argument("--profile", type=Path, help="py-spy the servers into this folder")
+    parser.add_argument("--servers", nargs="+", choices=list(SERVERS), default=list(SERVERS))
+    parser.add_argument(
+        "--log-level", default="INFO", help="the servers' log level (INFO: a line a request)"
+    )
     arguments = parser.parse_args()
     main(
         arguments.seconds,
@@ -398,4 +405,6 @@ if __name__ == "__main__":
         arguments.workers,
         arguments.pgbench,
         arguments.profile,
+        arguments.servers,
+        arguments.log_level,
     )
