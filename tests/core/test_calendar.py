@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.calendar import (
@@ -18,6 +18,8 @@ from app.core.calendar import (
 )
 
 pytestmark = pytest.mark.pure
+# Hypothesis runs here without its per-example deadline: a loaded machine (or the holidays
+# package building a year on first use) would make it a timed assertion.
 
 days = st.dates(min_value=date(2020, 1, 1), max_value=date(2035, 12, 31))
 counts = st.integers(min_value=1, max_value=25)
@@ -30,6 +32,7 @@ def working_days_between(after: date, up_to: date) -> int:
     )
 
 
+@settings(deadline=None)
 @given(days)
 def test_weekends_are_never_working_days_jfs_annex_3(day: date) -> None:
     """JFS annex 3: Saturday and Sunday are not working days."""
@@ -37,6 +40,7 @@ def test_weekends_are_never_working_days_jfs_annex_3(day: date) -> None:
         assert not is_working_day(day)
 
 
+@settings(deadline=None)
 @given(days)
 def test_next_working_day_on_or_after_jfs_3_07(day: date) -> None:
     """JFS 3.07: day 1 is the day of receipt if it is a working day, else the next one."""
@@ -48,6 +52,7 @@ def test_next_working_day_on_or_after_jfs_3_07(day: date) -> None:
         assert first == day
 
 
+@settings(deadline=None)
 @given(days, counts)
 def test_nth_working_day_after_counts_exactly_n_domain_3(day: date, n: int) -> None:
     """domain.md §3: the deadline is the N-th working day *after* the referral date."""
@@ -56,12 +61,14 @@ def test_nth_working_day_after_counts_exactly_n_domain_3(day: date, n: int) -> N
     assert working_days_between(day, deadline) == n
 
 
+@settings(deadline=None)
 @given(days, counts)
 def test_nth_working_day_after_is_monotonic_domain_3(day: date, n: int) -> None:
     assert nth_working_day_after(day, n) < nth_working_day_after(day, n + 1)
     assert nth_working_day_after(day, n) <= nth_working_day_after(day + timedelta(days=1), n)
 
 
+@settings(deadline=None)
 @given(days, counts)
 def test_acknowledgement_due_counts_receipt_as_day_one_jfs_3_07(day: date, n: int) -> None:
     """JFS 3.07: "within N working days of receipt, the day of receipt is day 1"."""

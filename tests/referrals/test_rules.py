@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.calendar import acknowledgement_due, nth_working_day_after
@@ -37,6 +37,8 @@ from app.referrals.states import (
 from app.referrals.transitions import TRANSITIONS
 
 pytestmark = pytest.mark.pure
+# Hypothesis runs here without its per-example deadline: a loaded machine (or the holidays
+# package building a year on first use) would make it a timed assertion.
 
 S = ReferralStatus
 A = ReferralAction
@@ -108,6 +110,7 @@ def test_nino_format_domain_5(raw: str, valid: bool) -> None:
     assert rules.is_valid_nino(raw) is valid
 
 
+@settings(deadline=None)
 @given(st.text(alphabet=string.ascii_letters + string.digits + " \t", max_size=20))
 def test_normalise_nino_is_idempotent_and_blank_free_domain_5(raw: str) -> None:
     """domain.md §5: normalising twice changes nothing; no blanks and no lower case remain."""
@@ -350,6 +353,7 @@ def test_start_sets_dates_and_the_auto_end_day_jfs_5_08() -> None:
     assert change.event_data == {"start_date": "2026-03-09", "provider_reference": "REF-1"}
 
 
+@settings(deadline=None)
 @given(
     offset=st.integers(min_value=-400, max_value=400),
     allotted=st.integers(min_value=1, max_value=400),
@@ -409,6 +413,7 @@ def test_codes_37_and_46_need_a_policy_reference_jfs_annex_2(
     assert rules.end(STARTED, clock, code, day, day, "POL-1").fields["end_code"] == int(code)
 
 
+@settings(deadline=None)
 @given(
     engagement=st.integers(min_value=-5, max_value=20),
     end=st.integers(min_value=-5, max_value=20),
@@ -507,6 +512,7 @@ def test_no_re_referral_after_code_39_or_45_jfs_3_42(code: EndCode) -> None:
         rules.classify_new_referral([Prior(S.ended, end_code=int(code))], max_re_referrals=5)
 
 
+@settings(deadline=None)
 @given(
     st.lists(
         st.builds(
