@@ -1,14 +1,21 @@
-"""Load benchmark: the API under a realistic mix, against PostgreSQL's own ceiling.
+"""Load benchmark: the API and the baseline app side by side, in one run (issue 13).
 
-Starts uvicorn with 2 workers on a fresh PostgreSQL database, then runs U virtual users for
-S seconds, each repeating: create a referral (jcp), acknowledge, accept, start, end
-(provider), get it, list a page. Prints throughput and p50/p99 latency per operation. In the
-same run, pgbench replays the SQL of one transition (lock the row, update it, append its
-event, commit) to give the database's ceiling, and the last lines are ``key: value``:
-``api_transitions_per_s``, ``pgbench_tps``, ``ratio`` (the first over the second), and the
-latency figures.
+For each number of clients (16 and 32 by default), starts uvicorn with 2 workers serving the
+API (``app.main:app``, production settings: no sandbox, request logs at INFO as JSON), then
+the baseline (``benchmarks.baseline``: the same duties per request with only Starlette and
+asyncpg), against one fresh PostgreSQL database migrated by the project's migrations. Each
+client repeats create (jcp) → acknowledge → accept → start → end (provider) → get. After a
+3-second warm-up, it measures over ``--seconds``: throughput, p50/p99 latency, and each
+server's **CPU ms per transition**: user + system CPU of all the server's processes
+(supervisor and workers, from /proc/<pid>/stat) over the window, divided by the transitions
+answered (create and the four actions; the get's cost is included in the figure). The last
+lines are ``key: value``, ending with ``cpu_ratio_<clients>`` (API over baseline).
 
-    scripts/bench-db && .venv/bin/python -m benchmarks.load --seconds 30 --users 16
+    .venv/bin/python -m benchmarks.load --seconds 20 --clients 16 32
+    .venv/bin/python -m benchmarks.load --profile /tmp/prof   # py-spy the workers too
+
+``PRAP_BENCH_DATABASE_URL`` names the database (it is dropped and rebuilt). ``--pgbench``
+also replays one transition's SQL with pgbench, the database's own ceiling.
 """
 
 from __future__ import annotations
@@ -18,12 +25,14 @@ import asyncio
 import os
 import random
 import re
-import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
@@ -32,22 +41,28 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.auth import Role, mint_token
 from benchmarks.common import bench_url, fresh_database
-from benchmarks.server import BENCH_SECRET, running_server
+from benchmarks.server import (
+    BENCH_SECRET,
+    cpu_seconds,
+    process_group,
+    start_server,
+    stop_server,
+)
 
 PROVIDERS = [f"P{n}" for n in range(8)]
 TRANSITIONS = ("create", "acknowledge", "accept", "start", "end")
-_FIRST = "ABCEGHJKLMNPRSTWXYZ"
-_SECOND = "ABCEGHJKLMNPRSTWXYZ"
+# HMRC: the first letter is not D F I Q U V, the second not D F I O Q U V, and these
+# prefixes are never allocated. Every allocatable prefix, once: distinct n, distinct NINO.
+_LETTERS = "ABCEGHJKLMNPRSTWXYZ"
+_UNALLOCATED = {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}
+_PREFIXES = [f + s for s in _LETTERS for f in _LETTERS if f + s not in _UNALLOCATED]
 
 
 def nino(n: int) -> str:
-    """A valid, distinct NINO for each n (HMRC format; no unallocated prefixes)."""
+    """A valid NINO for each n, distinct for n below about 1.4 billion."""
     digits, n = n % 1_000_000, n // 1_000_000
     suffix, n = "ABCD"[n % 4], n // 4
-    first, second = _FIRST[n % len(_FIRST)], _SECOND[(n // len(_FIRST)) % len(_SECOND)]
-    if first + second in {"GB", "NT", "TN", "ZZ"}:
-        first = "A"
-    return f"{first}{second}{digits:06d}{suffix}"
+    return f"{_PREFIXES[n % len(_PREFIXES)]}{digits:06d}{suffix}"
 
 
 def bearer(role: Role, sub: str, provider_id: str | None = None) -> dict[str, str]:
@@ -78,13 +93,16 @@ async def virtual_user(
     stop_at: float,
     latencies: dict[str, list[float]],
     errors: dict[str, int],
+    first_nino: int,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> None:
+    """One client repeating the loop create → acknowledge → accept → start → end → get."""
     provider = PROVIDERS[user % len(PROVIDERS)]
     jcp = bearer(Role.jcp, f"coach-{user}")
     staff = bearer(Role.provider, f"adviser-{user}", provider)
     today = datetime.now(UTC).date().isoformat()
-    counter = user * 1_000_000
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    counter = first_nino + user * 1_000_000
+    async with httpx.AsyncClient(base_url=base, timeout=30, transport=transport) as client:
 
         async def call(
             op: str, method: str, path: str, headers: dict[str, str], **kw: object
@@ -115,7 +133,6 @@ async def virtual_user(
             ):
                 await call(op, "POST", f"/v1/referrals/{rid}/{op}", staff, json=payload)
             await call("get", "GET", f"/v1/referrals/{rid}", staff)
-            await call("list", "GET", "/v1/referrals", staff, params={"limit": 20})
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -200,54 +217,194 @@ def run_pgbench(url: str, clients: int, seconds: int) -> float:
 
 
 async def drive(
-    base: str, users: int, seconds: int
+    base: str, users: int, seconds: float, first_nino: int
 ) -> tuple[dict[str, list[float]], dict[str, int], float]:
     latencies: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
     started = time.monotonic()
     stop_at = started + seconds
-    await asyncio.gather(*(virtual_user(base, u, stop_at, latencies, errors) for u in range(users)))
+    await asyncio.gather(
+        *(virtual_user(base, u, stop_at, latencies, errors, first_nino) for u in range(users))
+    )
     return latencies, errors, time.monotonic() - started
 
 
-def main(seconds: int, users: int, port: int, workers: int) -> None:
+SERVERS = {"api": "app.main:app", "baseline": "benchmarks.baseline:app"}
+
+
+@dataclass
+class Phase:
+    """One server under one number of clients: what it did and what it cost."""
+
+    server: str
+    users: int
+    seconds: float
+    latencies: dict[str, list[float]]
+    errors: dict[str, int]
+    cpu_s: float
+    log_lines: int
+    load_average: float
+
+    @property
+    def transitions(self) -> int:
+        return sum(len(self.latencies[op]) for op in TRANSITIONS) - sum(
+            n for key, n in self.errors.items() if key.split()[0] in TRANSITIONS
+        )
+
+    @property
+    def every(self) -> list[float]:
+        return [v for values in self.latencies.values() for v in values]
+
+    @property
+    def cpu_ms_per_transition(self) -> float:
+        return self.cpu_s * 1000 / max(self.transitions, 1)
+
+
+def run_phase(
+    url: str, server: str, users: int, seconds: int, port: int, workers: int, first_nino: int,
+    profile: Path | None, log_level: str = "INFO",
+) -> Phase:  # fmt: skip
+    """Start ``server`` with INFO request logs (as in production), warm it up, then measure
+    the CPU of all its processes (workers included) over ``seconds`` of load."""
+    with tempfile.TemporaryFile() as log:
+        process = start_server(
+            url, port, workers, app=SERVERS[server], log_level=log_level, stdout=log
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            asyncio.run(drive(base, users, WARM_UP_SECONDS, first_nino))
+            pids = process_group(process.pid)
+            spies = [] if profile is None else spy(pids, profile / f"{server}-{users}", seconds)
+            load_average = os.getloadavg()[0]
+            cpu_before = cpu_seconds(pids)
+            latencies, errors, elapsed = asyncio.run(
+                drive(base, users, seconds, first_nino + 500_000)
+            )
+            cpu = cpu_seconds(pids) - cpu_before
+            for spy_process in spies:
+                spy_process.wait()
+        finally:
+            stop_server(process)
+        log.seek(0)
+        lines = sum(1 for line in log if b'"request"' in line)
+    return Phase(server, users, elapsed, latencies, errors, cpu, lines, load_average)
+
+
+# raw: collapsed stacks (the flamegraph input; benchmarks.profile_summary sums them up).
+PROFILE_FORMAT = "raw"
+PROFILE_SUFFIX = {"raw": "txt", "speedscope": "speedscope.json", "flamegraph": "svg"}
+
+
+def spy(pids: list[int], prefix: Path, seconds: int) -> list[subprocess.Popen[bytes]]:
+    """py-spy on every worker (not the supervisor) for the measured window."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    workers = [p for p in pids if p != min(pids)]
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [
+                str(py_spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(seconds),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                f"{prefix}-{pid}.txt",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in workers
+    ]
+
+
+def report(phases: list[Phase]) -> None:
+    print(
+        f"{'server':<9} {'clients':>7} {'operation':<12} {'count':>7} {'p50 ms':>8} {'p99 ms':>8}"
+    )
+    for phase in phases:
+        for op, values in sorted(phase.latencies.items()):
+            print(
+                f"{phase.server:<9} {phase.users:>7} {op:<12} {len(values):>7}"
+                f" {percentile(values, 50) * 1000:>8.1f} {percentile(values, 99) * 1000:>8.1f}"
+            )
+        if phase.errors:
+            print(f"{phase.server} {phase.users} errors:", dict(phase.errors))
+    print()
+    for phase in phases:
+        key = f"{phase.server}_{phase.users}"
+        every = phase.every
+        print(f"{key}_load_average_1m: {phase.load_average:.2f}")
+        print(f"{key}_request_log_lines: {phase.log_lines}")
+        print(f"{key}_requests_per_s: {len(every) / phase.seconds:.1f}")
+        print(f"{key}_transitions_per_s: {phase.transitions / phase.seconds:.1f}")
+        print(f"{key}_p50_ms: {percentile(every, 50) * 1000:.1f}")
+        print(f"{key}_p99_ms: {percentile(every, 99) * 1000:.1f}")
+        print(f"{key}_server_cpu_s: {phase.cpu_s:.2f}")
+        print(f"{key}_cpu_ms_per_transition: {phase.cpu_ms_per_transition:.3f}")
+    for users in sorted({p.users for p in phases}):
+        pair = {p.server: p for p in phases if p.users == users}
+        if {"api", "baseline"} <= set(pair):
+            ratio = pair["api"].cpu_ms_per_transition / pair["baseline"].cpu_ms_per_transition
+            print(f"cpu_ratio_{users}: {ratio:.2f}")
+
+
+WARM_UP_SECONDS = 3
+
+
+def main(
+    seconds: int, clients: list[int], port: int, workers: int, pgbench: bool,
+    profile: Path | None, servers: list[str], log_level: str,
+) -> None:  # fmt: skip
     url = bench_url()
     fresh_database(url)
     asyncio.run(seed_contracts(url))
     random.seed(1)
-    with running_server(url, port, workers) as base:
-        latencies, errors, elapsed = asyncio.run(drive(base, users, seconds))
-    asyncio.run(seed_pgbench_rows(url))
-    tps = run_pgbench(url, users, seconds)
-
-    every = [v for values in latencies.values() for v in values]
-    transitions = sum(len(latencies[op]) for op in TRANSITIONS)
-    print(f"{'operation':<12} {'count':>7} {'p50 ms':>8} {'p99 ms':>8}")
-    for op, values in sorted(latencies.items()):
-        print(
-            f"{op:<12} {len(values):>7} {percentile(values, 50) * 1000:>8.1f}"
-            f" {percentile(values, 99) * 1000:>8.1f}"
-        )
-    if errors:
-        print("errors:", dict(errors))
-    api_tps = transitions / elapsed
-    print(f"users: {users}")
-    print(f"workers: {workers}")
-    print(f"seconds: {elapsed:.1f}")
-    print(f"requests_per_s: {len(every) / elapsed:.1f}")
-    print(f"p50_ms: {percentile(every, 50) * 1000:.1f}")
-    print(f"p99_ms: {percentile(every, 99) * 1000:.1f}")
-    print(f"mean_ms: {statistics.fmean(every) * 1000:.1f}")
-    print(f"api_transitions_per_s: {api_tps:.1f}")
-    print(f"pgbench_tps: {tps:.1f}")
-    print(f"ratio: {api_tps / tps:.3f}")
+    phases = []
+    first_nino = 0
+    # Each client count runs the API, then the baseline, back to back, so that both meet
+    # much the same load from whatever else shares the machine.
+    for users in clients:
+        for server in servers:
+            phases.append(
+                run_phase(
+                    url, server, users, seconds, port, workers, first_nino, profile, log_level
+                )
+            )
+            first_nino += 100_000_000
+    report(phases)
+    if pgbench:
+        asyncio.run(seed_pgbench_rows(url))
+        tps = run_pgbench(url, max(clients), seconds)
+        print(f"pgbench_tps: {tps:.1f}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=30)
-    parser.add_argument("--users", type=int, default=16)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--clients", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--port", type=int, default=8800)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pgbench", action="store_true", help="also pgbench one transition")
+    parser.add_argument("--profile", type=Path, help="py-spy the servers into this folder")
+    parser.add_argument("--servers", nargs="+", choices=list(SERVERS), default=list(SERVERS))
+    parser.add_argument(
+        "--log-level", default="INFO", help="the servers' log level (INFO: a line a request)"
+    )
     arguments = parser.parse_args()
-    main(arguments.seconds, arguments.users, arguments.port, arguments.workers)
+    main(
+        arguments.seconds,
+        arguments.clients,
+        arguments.port,
+        arguments.workers,
+        arguments.pgbench,
+        arguments.profile,
+        arguments.servers,
+        arguments.log_level,
+    )

@@ -9,33 +9,48 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import IO
 
 import httpx
 
 BENCH_SECRET = "bench-secret"
 
 
-def server_env(database_url: str, secret: str = BENCH_SECRET) -> dict[str, str]:
+def server_env(
+    database_url: str, secret: str = BENCH_SECRET, log_level: str = "WARNING"
+) -> dict[str, str]:
     return os.environ | {
         "PRAP_DATABASE_URL": database_url,
         "PRAP_JWT_SECRET": secret,
         "PRAP_SECRET_KEY": "bench-server-secret",
         "PRAP_SANDBOX": "0",
         "PRAP_SCHEDULER": "0",
-        "PRAP_LOG_LEVEL": "WARNING",
+        "PRAP_LOG_LEVEL": log_level,
     }
 
 
 def start_server(
-    database_url: str, port: int, workers: int, secret: str = BENCH_SECRET
+    database_url: str,
+    port: int,
+    workers: int,
+    secret: str = BENCH_SECRET,
+    *,
+    app: str = "app.main:app",
+    log_level: str = "WARNING",
+    stdout: IO[bytes] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """uvicorn serving ``app`` in its own process group (so that its workers can be found,
+    measured and stopped together); the app's own logs at ``log_level`` go to ``stdout``."""
     command = [
-        sys.executable, "-m", "uvicorn", "app.main:app",
+        sys.executable, "-m", "uvicorn", app,
         "--host", "127.0.0.1", "--port", str(port),
         "--workers", str(workers), "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     process = subprocess.Popen(
-        command, env=server_env(database_url, secret), start_new_session=True
+        command,
+        env=server_env(database_url, secret, log_level),
+        start_new_session=True,
+        stdout=stdout,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -47,6 +62,31 @@ def start_server(
         time.sleep(0.2)
     stop_server(process)
     raise RuntimeError("the server did not become ready")
+
+
+def process_group(leader: int) -> list[int]:
+    """Every process in the server's group: uvicorn's supervisor and all its workers."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rpartition(")")[2].split()
+            except OSError:
+                continue  # gone meanwhile
+            if int(fields[2]) == leader:
+                members.append(int(entry))
+    return members
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far (/proc/<pid>/stat utime + stime)."""
+    ticks = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def stop_server(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:

@@ -84,8 +84,22 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     await application.state.engine.dispose()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "pure: tests pure functions only; no app, no database, no table cleaning"
+    )
+
+
 @pytest.fixture(autouse=True)
-async def _clean_tables(app: FastAPI) -> None:
+def _clean_tables(request: pytest.FixtureRequest) -> None:
+    """Each test starts from empty tables, except a ``pure`` one, which needs no database
+    (the rules' own tests run with none at all)."""
+    if request.node.get_closest_marker("pure") is None:
+        request.getfixturevalue("_empty_tables")
+
+
+@pytest.fixture
+async def _empty_tables(app: FastAPI) -> None:
     engine = app.state.engine
     async with engine.begin() as connection:
         if engine.dialect.name == "postgresql":

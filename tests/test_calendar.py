@@ -8,6 +8,8 @@ import pytest
 
 from app.core.calendar import acknowledgement_due, is_working_day, nth_working_day_after
 
+pytestmark = pytest.mark.pure  # no app, no database
+
 
 @pytest.mark.parametrize(
     ("referral", "n", "expected"),

@@ -26,6 +26,8 @@ from app.credits.calculator import (
     rag_of,
 )
 
+pytestmark = pytest.mark.pure  # no app, no database
+
 FEE = 1_000_000
 
 # Counts that give each RAG, per standard (JFS 6.07: CSS 1 green >= 95%, amber >= 85%;

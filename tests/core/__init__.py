@@ -1,0 +1,1 @@
+"""Pure tests of the rules in app/core/ (no database)."""
