@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.auth import Principal
 from app.core.problems import NotFound
 from app.referrals.models import Referral, ReferralEvent
+from app.referrals.states import ReferralStatus
 
 
 def readable_referrals(principal: Principal) -> Select[Referral]:
@@ -44,6 +45,16 @@ async def get_readable(
 
 async def prior_referrals(session: AsyncSession, nino: str, programme: str) -> list[Referral]:
     statement = select(Referral).where(Referral.nino == nino, Referral.programme == programme)
+    return list((await session.scalars(statement)).all())
+
+
+async def open_programmes_elsewhere(session: AsyncSession, nino: str, programme: str) -> list[str]:
+    """The programmes other than ``programme`` on which the participant has an open referral."""
+    statement = select(Referral.programme).where(
+        Referral.nino == nino,
+        Referral.programme != programme,
+        Referral.status.in_([str(s) for s in ReferralStatus if s.is_open]),
+    )
     return list((await session.scalars(statement)).all())
 
 

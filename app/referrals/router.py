@@ -22,6 +22,7 @@ from app.core.problems import (
     AcknowledgementWindowClosed,
     DateOutOfRange,
     EndCodeAutomatedOnly,
+    ExclusiveProgramme,
     InvalidTransition,
     MappaContactDetails,
     NoContract,
@@ -31,6 +32,7 @@ from app.core.problems import (
     PreconditionFailed,
     ProblemError,
     ReReferralNotAllowed,
+    SegregationOfDuties,
     problem_responses,
 )
 from app.programmes.schemas import ProgrammeCode
@@ -72,7 +74,11 @@ ReferralId = Annotated[
     status_code=201,
     response_model=ReferralOut,
     responses=problem_responses(
-        MappaContactDetails, NoContract, OpenReferralExists, ReReferralNotAllowed
+        MappaContactDetails,
+        NoContract,
+        OpenReferralExists,
+        ReReferralNotAllowed,
+        ExclusiveProgramme,
     ),
 )
 async def create_referral(
@@ -192,8 +198,13 @@ _ACTION_PROBLEMS: dict[ReferralAction, tuple[type[ProblemError], ...]] = {
     ReferralAction.acknowledge: (AcknowledgementWindowClosed,),
     ReferralAction.accept: (AcknowledgementWindowClosed,),
     ReferralAction.did_not_start: (DateOutOfRange,),
-    ReferralAction.start: (AcknowledgementWindowClosed, DateOutOfRange),
-    ReferralAction.end: (EndCodeAutomatedOnly, PolicyReferenceRequired, DateOutOfRange),
+    ReferralAction.start: (AcknowledgementWindowClosed, DateOutOfRange, SegregationOfDuties),
+    ReferralAction.end: (
+        EndCodeAutomatedOnly,
+        PolicyReferenceRequired,
+        DateOutOfRange,
+        SegregationOfDuties,
+    ),
 }
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.claims.service import void_attachment_claims
+from app.claims.service import has_claimed_for, void_attachment_claims
 from app.contracts.repository import contract_in_force
 from app.core.auth import Principal
 from app.core.clock import Clock
@@ -23,12 +23,14 @@ from app.core.problems import (
     NoContract,
     OpenReferralExists,
     PreconditionFailed,
+    SegregationOfDuties,
 )
-from app.programmes.service import ProgrammeParams, programme_params
+from app.programmes.service import ProgrammeParams, exclusive_programmes, programme_params
 from app.referrals import rules
 from app.referrals.models import Referral, ReferralEvent
 from app.referrals.repository import (
     get_readable,
+    open_programmes_elsewhere,
     prior_referrals,
     readable_events,
     readable_referrals,
@@ -59,6 +61,9 @@ from app.referrals.states import (
     ReferralStatus,
 )
 from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS
+
+# GEN 122: the actions a person who claims for a referral may not also record.
+SEGREGATED_ACTIONS = frozenset({ReferralAction.start, ReferralAction.end})
 
 ActionBody = (
     RejectBody | CancelBody | DidNotAttendBody | DidNotStartBody | StartBody | EndBody | BackOutBody
@@ -182,7 +187,8 @@ async def _record_event(
 async def create_referral(
     session: AsyncSession, clock: Clock, principal: Principal, body: ReferralCreate
 ) -> ReferralOut:
-    """domain.md §5: contract, open referral (JFS 5.19), re-referral (JFS 3.42, 5.16)."""
+    """domain.md §5: contract, open referral (JFS 5.19), re-referral (JFS 3.42, 5.16, 1.23),
+    exclusive programmes (HTW 70)."""
     rules.check_mappa(body.markers.mappa, body.participant.has_contact_details())
     referral_date = clock.today
     programme = await programme_params(session, str(body.programme))
@@ -192,7 +198,13 @@ async def create_referral(
     if contract is None:
         raise NoContract()
     prior = await prior_referrals(session, body.participant.nino, programme.code)
-    re_referral = rules.classify_new_referral(prior, programme.max_re_referrals)
+    re_referral = rules.classify_new_referral(
+        prior, programme.max_re_referrals, programme.max_duration_working_days
+    )
+    rules.check_exclusive_programmes(
+        await open_programmes_elsewhere(session, body.participant.nino, programme.code),
+        await exclusive_programmes(session),
+    )
     participant = body.participant.model_dump(mode="json", exclude_none=True)
     referral = Referral(
         id=new_id(),
@@ -272,7 +284,12 @@ def _decide(
             )
         case ReferralAction.start:
             return rules.start(
-                referral, clock, body.start_date, body.provider_reference, programme.allotted_days
+                referral,
+                clock,
+                body.start_date,
+                body.provider_reference,
+                programme.allotted_days,
+                programme.allotted_from,
             )
         case ReferralAction.end:
             return rules.end(
@@ -303,6 +320,9 @@ async def perform(
         raise PreconditionFailed()
     rules.check_state(referral, action)
     rules.check_time_rules(referral, action, clock.today)
+    if action in SEGREGATED_ACTIONS and await has_claimed_for(session, referral.id, principal):
+        # GEN 122 both ways: whoever claimed for a referral may not record its start or end.
+        raise SegregationOfDuties()
     programme = await programme_params(session, referral.programme)
     change = _decide(referral, programme, action, body, clock)
     for name, value in change.fields.items():
