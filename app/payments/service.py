@@ -42,7 +42,6 @@ from app.programmes.models import Programme
 from app.programmes.service import programme_params
 from app.referrals.models import Referral
 
-
 # The columns the set-based inserts of claim and recovery lines fill.
 _LINE_COLUMNS = (
     "run_id",

@@ -48,6 +48,12 @@ async def prior_referrals(session: AsyncSession, nino: str, programme: str) -> l
     return list((await session.scalars(statement)).all())
 
 
+async def referrals_of(session: AsyncSession, nino: str) -> list[Referral]:
+    """Every referral of a participant, on any programme."""
+    statement = select(Referral).where(Referral.nino == nino).order_by(Referral.id)
+    return list((await session.scalars(statement)).all())
+
+
 async def open_programmes_elsewhere(session: AsyncSession, nino: str, programme: str) -> list[str]:
     """The programmes other than ``programme`` on which the participant has an open referral."""
     statement = select(Referral.programme).where(

@@ -159,10 +159,12 @@ async def get_referral(
     responses=problem_responses(NotFound),
 )
 async def get_referral_history(
-    referral_id: ReferralId, principal: Reader, session: Session
+    referral_id: ReferralId, principal: Reader, session: Session, clock: RequestClock
 ) -> EventHistory:
     """Every change of the referral, oldest first (append-only)."""
-    return EventHistory(items=await service.referral_history(session, principal, referral_id))
+    return EventHistory(
+        items=await service.referral_history(session, clock, principal, referral_id)
+    )
 
 
 # --- actions, from the transition table ----------------------------------------------------

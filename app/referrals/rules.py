@@ -36,7 +36,7 @@ from app.referrals.states import (
     ReferralAction,
     ReferralStatus,
 )
-from app.referrals.transitions import state_allows
+from app.referrals.transitions import TRANSITIONS, state_allows
 
 # HMRC's NINO format: prefix letters (first not D F I Q U V; second not D F I O Q U V;
 # BG GB KN NK NT TN ZZ never allocated), six digits, suffix A-D.
@@ -314,6 +314,49 @@ def back_out(referral: ReferralFacts, clock: Clock, reason: str) -> Change:
             "cancel_due_by": (clock.now + BACK_OUT_CANCEL_WINDOW).isoformat(),
         },
     )
+
+
+# --- the automatic deadlines, on every path (JFS 3.40, 5.08; domain.md §4) -----------------
+
+
+class DeadlineFacts(ReferralFacts, Protocol):
+    @property
+    def auto_dna_on(self) -> date: ...
+    @property
+    def auto_end_on(self) -> date | None: ...
+
+
+def due_system_action(referral: DeadlineFacts, today: date) -> ReferralAction | None:
+    """The system's close that has fallen due and not been recorded yet: from ``auto_dna_on``
+    a referral still in an auto-DNA source state *is* cancelled as did-not-attend (JFS 3.40),
+    from ``auto_end_on`` a started one *is* ended with code 45 (JFS 5.08), whether or not the
+    daily job has run. The source states come from the transition table."""
+    status = ReferralStatus(referral.status)
+    if status in TRANSITIONS[ReferralAction.auto_dna].sources and referral.auto_dna_on <= today:
+        return ReferralAction.auto_dna
+    if (
+        status in TRANSITIONS[ReferralAction.auto_end].sources
+        and referral.auto_end_on is not None
+        and referral.auto_end_on <= today
+    ):
+        return ReferralAction.auto_end
+    return None
+
+
+def system_close(referral: DeadlineFacts, action: ReferralAction, clock: Clock) -> Change:
+    """The change the daily job makes (app/jobs/service.py), for one referral."""
+    fields: dict[str, Any] = {
+        "status": TRANSITIONS[action].target,
+        "closed_by": ClosedBy.system,
+        "closed_at": clock.now,
+    }
+    if action is ReferralAction.auto_dna:
+        fields["cancellation_reason"] = CancellationReason.did_not_attend
+        data: dict[str, Any] = {"reason": str(CancellationReason.did_not_attend)}
+    else:
+        fields |= {"end_code": int(EndCode.end_of_allotted_time), "end_date": referral.auto_end_on}
+        data = {"end_code": int(EndCode.end_of_allotted_time)}
+    return Change(fields, data | {"as_of": clock.today.isoformat()})
 
 
 # --- creating a referral -------------------------------------------------------------------

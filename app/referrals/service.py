@@ -3,10 +3,11 @@ unit-of-work middleware commits (style.md, one transaction per request)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -34,6 +35,7 @@ from app.referrals.repository import (
     prior_referrals,
     readable_events,
     readable_referrals,
+    referrals_of,
     transaction_id,
     visible_horizon,
 )
@@ -160,13 +162,19 @@ async def _record_event(
     session: AsyncSession,
     referral: Referral,
     event_type: EventType,
-    principal: Principal,
+    principal: Principal | None,
     clock: Clock,
     data: dict[str, Any],
     *,
     version: int,
 ) -> None:
-    """Add the event to the session; the caller's flush writes it with the change."""
+    """Add the event to the session; the caller's flush writes it with the change. A
+    ``principal`` of None is the service itself (the automatic closes)."""
+    actor_sub, actor_role, actor_provider_id = (
+        (str(ActorRole.system), str(ActorRole.system), None)
+        if principal is None
+        else (principal.sub, str(principal.role), principal.provider_id)
+    )
     session.add(
         ReferralEvent(
             txid=transaction_id(session.get_bind().dialect.name),
@@ -174,9 +182,9 @@ async def _record_event(
             provider_id=referral.provider_id,
             type=event_type,
             occurred_at=clock.now,
-            actor_sub=principal.sub,
-            actor_role=principal.role,
-            actor_provider_id=principal.provider_id,
+            actor_sub=actor_sub,
+            actor_role=actor_role,
+            actor_provider_id=actor_provider_id,
             referral_version=version,
             status=referral.status,
             data={k: v for k, v in data.items() if v is not None},
@@ -197,6 +205,9 @@ async def create_referral(
     )
     if contract is None:
         raise NoContract()
+    # A referral past its deadline is closed whether or not the job has run (JFS 3.40, 5.08):
+    # it must not count as open here.
+    await _settled(session, clock, await referrals_of(session, body.participant.nino))
     prior = await prior_referrals(session, body.participant.nino, programme.code)
     re_referral = rules.classify_new_referral(
         prior, programme.max_re_referrals, programme.max_duration_working_days
@@ -254,6 +265,50 @@ async def create_referral(
     )
     await session.flush()
     return to_out(referral, principal, clock)
+
+
+async def settle_deadlines(session: AsyncSession, clock: Clock, referral: Referral) -> Referral:
+    """JFS 3.40, 5.08, domain.md §4: a referral past its ``auto_dna_on`` or ``auto_end_on`` is
+    closed by the system, whether or not the daily job has run. The first path to touch it
+    records the close, once: the row is locked and read again (the job takes its rows FOR
+    UPDATE SKIP LOCKED and re-checks the status, so it skips or waits for this one), and
+    the UPDATE is conditional on the version read, like every referral change."""
+    if rules.due_system_action(referral, clock.today) is None:
+        return referral
+    statement = (
+        select(Referral)
+        .where(Referral.id == referral.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    referral = (await session.scalars(statement)).one()
+    action = rules.due_system_action(referral, clock.today)
+    if action is None:
+        return referral  # the job closed it meanwhile
+    change = rules.system_close(referral, action, clock)
+    for name, value in change.fields.items():
+        setattr(referral, name, value)
+    referral.updated_at = clock.now
+    await _record_event(
+        session,
+        referral,
+        TRANSITIONS[action].event,
+        None,
+        clock,
+        change.event_data,
+        version=referral.version + 1,
+    )
+    try:
+        await session.flush()
+    except StaleDataError as error:
+        raise InvalidTransition("The referral changed meanwhile; read it again.") from error
+    return referral
+
+
+async def _settled(
+    session: AsyncSession, clock: Clock, referrals: Sequence[Referral]
+) -> list[Referral]:
+    return [await settle_deadlines(session, clock, r) for r in referrals]
 
 
 def _decide(
@@ -316,6 +371,7 @@ async def perform(
 ) -> ReferralOut:
     """Apply one action: 404 (tenancy), 412 (If-Match), then the table and the rules."""
     referral = await get_readable(session, principal, referral_id, for_update=True)
+    referral = await settle_deadlines(session, clock, referral)
     if if_match is not None and not if_match_allows(if_match, referral.version):
         raise PreconditionFailed()
     rules.check_state(referral, action)
@@ -356,7 +412,10 @@ async def perform(
 async def get_referral(
     session: AsyncSession, clock: Clock, principal: Principal, referral_id: str
 ) -> ReferralOut:
-    return to_out(await get_readable(session, principal, referral_id), principal, clock)
+    referral = await settle_deadlines(
+        session, clock, await get_readable(session, principal, referral_id)
+    )
+    return to_out(referral, principal, clock)
 
 
 async def list_referrals(
@@ -389,20 +448,21 @@ async def list_referrals(
     page, next_cursor = await fetch_page(
         session, statement.order_by(Referral.id), limit, lambda r: encode_cursor(r.id)
     )
-    return [to_out(r, principal, clock) for r in page], next_cursor
+    return [to_out(r, principal, clock) for r in await _settled(session, clock, page)], next_cursor
 
 
 async def search_referrals(
     session: AsyncSession, clock: Clock, principal: Principal, nino: str
 ) -> list[ReferralOut]:
     statement = readable_referrals(principal).where(Referral.nino == nino).order_by(Referral.id)
-    return [to_out(r, principal, clock) for r in (await session.scalars(statement)).all()]
+    found = await _settled(session, clock, (await session.scalars(statement)).all())
+    return [to_out(r, principal, clock) for r in found]
 
 
 async def referral_history(
-    session: AsyncSession, principal: Principal, referral_id: str
+    session: AsyncSession, clock: Clock, principal: Principal, referral_id: str
 ) -> list[EventOut]:
-    await get_readable(session, principal, referral_id)
+    await settle_deadlines(session, clock, await get_readable(session, principal, referral_id))
     statement = (
         readable_events(principal)
         .where(ReferralEvent.referral_id == referral_id)
