@@ -45,6 +45,7 @@ from app.referrals.schemas import (
     EmptyBody,
     EndBody,
     EventHistory,
+    ParticipantPatch,
     ReferralCreate,
     ReferralList,
     ReferralOut,
@@ -165,6 +166,43 @@ async def get_referral_history(
     return EventHistory(
         items=await service.referral_history(session, clock, principal, referral_id)
     )
+
+
+@router.patch(
+    "/{id}/participant",
+    operation_id="updateParticipant",
+    response_model=ReferralOut,
+    responses=problem_responses(
+        NotFound, PreconditionFailed, InvalidTransition, MappaContactDetails
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media_type: {"schema": {"$ref": "#/components/schemas/ParticipantPatch"}}
+                for media_type in ("application/merge-patch+json", "application/json")
+            },
+        }
+    },
+)
+async def update_participant(
+    referral_id: ReferralId,
+    principal: Creator,
+    session: Session,
+    clock: RequestClock,
+    response: Response,
+    body: Annotated[ParticipantPatch, Body()],
+    if_match: IfMatch = None,
+) -> ReferralOut:
+    """A change of circumstances (JFS 4.23-4.24, domain.md §5a): a JSON merge patch (RFC
+    7396) of the participant, as `application/merge-patch+json` or `application/json`. The
+    NINO cannot change; a closed referral cannot be changed; a MAPPA referral takes no
+    contact details. Adds one `participant_changed` event naming the changed fields."""
+    referral = await service.update_participant(
+        session, clock, principal, referral_id, body, if_match
+    )
+    response.headers["ETag"] = etag(referral.version)
+    return referral
 
 
 # --- actions, from the transition table ----------------------------------------------------

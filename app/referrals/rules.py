@@ -359,6 +359,37 @@ def system_close(referral: DeadlineFacts, action: ReferralAction, clock: Clock) 
     return Change(fields, data | {"as_of": clock.today.isoformat()})
 
 
+# --- changes of circumstances (JFS 4.23-4.24, domain.md §5a) -------------------------------
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: an object patch merges member by member (null removes); anything else
+    replaces the target."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for name, value in patch.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = merge_patch(merged.get(name), value)
+    return merged
+
+
+def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The names of the participant's fields that differ: the event names them, never their
+    values (personal data)."""
+    return sorted(
+        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+    )
+
+
+def check_participant_changeable(referral: ReferralFacts) -> None:
+    """domain.md §5a: a closed referral cannot be changed."""
+    if ReferralStatus(referral.status).is_terminal:
+        raise InvalidTransition("The referral is closed: its participant cannot be changed.")
+
+
 # --- creating a referral -------------------------------------------------------------------
 
 

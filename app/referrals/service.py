@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,11 +21,13 @@ from app.core.etags import if_match_allows
 from app.core.ids import new_id
 from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import (
+    FieldError,
     InvalidTransition,
     NoContract,
     OpenReferralExists,
     PreconditionFailed,
     SegregationOfDuties,
+    ValidationProblem,
 )
 from app.programmes.service import ProgrammeParams, exclusive_programmes, programme_params
 from app.referrals import rules
@@ -50,6 +53,7 @@ from app.referrals.schemas import (
     EventOut,
     Markers,
     Participant,
+    ParticipantPatch,
     ReferralCreate,
     ReferralOut,
     RejectBody,
@@ -267,6 +271,15 @@ async def create_referral(
     return to_out(referral, principal, clock)
 
 
+async def _flush_change(session: AsyncSession) -> None:
+    """Write a change and its event in one flush. The UPDATE is conditional on the version
+    read (version_id_col): 0 rows means another request changed the referral meanwhile."""
+    try:
+        await session.flush()
+    except StaleDataError as error:
+        raise InvalidTransition("The referral changed meanwhile; read it again.") from error
+
+
 async def settle_deadlines(session: AsyncSession, clock: Clock, referral: Referral) -> Referral:
     """JFS 3.40, 5.08, domain.md §4: a referral past its ``auto_dna_on`` or ``auto_end_on`` is
     closed by the system, whether or not the daily job has run. The first path to touch it
@@ -298,10 +311,7 @@ async def settle_deadlines(session: AsyncSession, clock: Clock, referral: Referr
         change.event_data,
         version=referral.version + 1,
     )
-    try:
-        await session.flush()
-    except StaleDataError as error:
-        raise InvalidTransition("The referral changed meanwhile; read it again.") from error
+    await _flush_change(session)
     return referral
 
 
@@ -403,6 +413,55 @@ async def perform(
     if action is ReferralAction.back_out:
         # SES 3.15: the attachment fee was earned by a start that did not happen.
         await void_attachment_claims(session, clock, principal, referral.id)
+    return to_out(referral, principal, clock)
+
+
+async def update_participant(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    referral_id: str,
+    patch: ParticipantPatch,
+    if_match: str | None,
+) -> ReferralOut:
+    """JFS 4.23-4.24, domain.md §5a: Jobcentre Plus updates the participant's details on an
+    open referral (a merge patch; the NINO cannot change). One ``participant_changed`` event
+    names the fields that changed, never their values; a MAPPA referral still takes no
+    address, postcode or telephone numbers (SES 3.32)."""
+    referral = await get_readable(session, principal, referral_id, for_update=True)
+    referral = await settle_deadlines(session, clock, referral)
+    if if_match is not None and not if_match_allows(if_match, referral.version):
+        raise PreconditionFailed()
+    rules.check_participant_changeable(referral)
+    merged = rules.merge_patch(referral.participant, patch.as_merge_patch())
+    try:
+        participant = Participant.model_validate(merged)
+    except ValidationError as error:
+        # e.g. a required name removed with null: refused as a body that breaks the schema,
+        # with the messages only (never the values sent).
+        raise ValidationProblem(
+            errors=[
+                FieldError(field=".".join(str(p) for p in e["loc"]) or "body", message=e["msg"])
+                for e in error.errors(include_input=False)
+            ]
+        ) from None
+    rules.check_mappa(referral.mappa, participant.has_contact_details())
+    after = participant.model_dump(mode="json", exclude_none=True)
+    changed = rules.changed_fields(referral.participant, after)
+    if not changed:
+        return to_out(referral, principal, clock)
+    referral.participant = after
+    referral.updated_at = clock.now
+    await _record_event(
+        session,
+        referral,
+        EventType.participant_changed,
+        principal,
+        clock,
+        {"changed_fields": changed},
+        version=referral.version + 1,
+    )
+    await _flush_change(session)
     return to_out(referral, principal, clock)
 
 
