@@ -5,6 +5,7 @@ that does not exist (domain.md §1)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Select, Text, cast, func, literal, select
@@ -13,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.auth import Principal
 from app.core.problems import NotFound
 from app.referrals.models import Referral, ReferralEvent
-from app.referrals.states import ReferralStatus
+from app.referrals.states import ReferralAction, ReferralStatus
+from app.referrals.transitions import TRANSITIONS
 
 
 def readable_referrals(principal: Principal) -> Select[Referral]:
@@ -46,6 +48,25 @@ async def get_readable(
 async def prior_referrals(session: AsyncSession, nino: str, programme: str) -> list[Referral]:
     statement = select(Referral).where(Referral.nino == nino, Referral.programme == programme)
     return list((await session.scalars(statement)).all())
+
+
+async def past_deadline(
+    session: AsyncSession, principal: Principal, today: date, limit: int
+) -> list[Referral]:
+    """Readable referrals whose automatic close is due and not recorded yet (JFS 3.40, 5.08),
+    read through the jobs' partial indexes on the deadlines, at most ``limit`` of each."""
+    dna = TRANSITIONS[ReferralAction.auto_dna].sources
+    end = TRANSITIONS[ReferralAction.auto_end].sources
+    found: list[Referral] = []
+    for deadline, sources in ((Referral.auto_dna_on, dna), (Referral.auto_end_on, end)):
+        statement = (
+            readable_referrals(principal)
+            .where(Referral.status.in_([str(s) for s in sources]), deadline <= today)
+            .order_by(deadline, Referral.id)
+            .limit(limit)
+        )
+        found.extend((await session.scalars(statement)).all())
+    return found
 
 
 async def referrals_of(session: AsyncSession, nino: str) -> list[Referral]:

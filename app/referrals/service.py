@@ -35,6 +35,7 @@ from app.referrals.models import Referral, ReferralEvent
 from app.referrals.repository import (
     get_readable,
     open_programmes_elsewhere,
+    past_deadline,
     prior_referrals,
     readable_events,
     readable_referrals,
@@ -531,11 +532,16 @@ async def referral_history(
 
 
 async def change_feed(
-    session: AsyncSession, principal: Principal, *, after: str | None, limit: int
+    session: AsyncSession, clock: Clock, principal: Principal, *, after: str | None, limit: int
 ) -> tuple[list[EventOut], str | None]:
     """Events in commit order: (transaction id, event id). On PostgreSQL, events of
     transactions that may still be in flight are held back until they settle, so a reader
-    polling with ``after`` never skips an event nor sees one twice."""
+    polling with ``after`` never skips an event nor sees one twice.
+
+    The feed is a read too (JFS 3.40, 5.08): closes that have fallen due among the caller's
+    referrals are recorded first, a page's worth at a time, so a CRM polling the feed learns
+    of them even while the job is down."""
+    await _settled(session, clock, await past_deadline(session, principal, clock.today, limit))
     statement = readable_events(principal)
     horizon = visible_horizon(session.get_bind().dialect.name)
     if horizon is not None:
