@@ -330,8 +330,20 @@ async def test_service_fee_paid_once_per_month(client: AsyncClient, api: Api) ->
     assert run1["lines"] == []
     assert run1["total_pence"] == 0
     assert run1["held_fees"] == [
-        {"contract_id": first_contract["id"], "fee_month": "2026-03", "payable_from": MARCH_FINAL}
+        {
+            "contract_id": first_contract["id"],
+            "provider_id": PROVIDER,
+            "fee_month": "2026-03",
+            "payable_from": MARCH_FINAL,
+        }
     ]
+    # The provider sees its own held fee in the run (its remittance-to-be), the other none.
+    mine = await client.get(f"/v1/payment-runs/{run1['id']}", headers=CLERK_A)
+    assert mine.status_code == 200, mine.text
+    assert [h["fee_month"] for h in mine.json()["held_fees"]] == ["2026-03"]
+    assert_problem(
+        await client.get(f"/v1/payment-runs/{run1['id']}", headers=CLERK_B), 404, "not-found"
+    )
     await api.set_today("2026-03-04")
     await started_referral(client, i=2, programme="JFS", provider_id=OTHER_PROVIDER)
     await api.set_today("2026-04-01")

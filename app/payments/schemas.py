@@ -57,6 +57,7 @@ class HeldFeeOut(BaseModel):
     """A fee not paid yet: its month's result is still provisional (JFS 6.06, 6.09)."""
 
     contract_id: str
+    provider_id: str
     fee_month: str
     payable_from: date
 

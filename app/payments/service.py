@@ -211,7 +211,10 @@ async def _pay_service_fees(
             if clock.today < payable_from:
                 held.append(
                     HeldFeeOut(
-                        contract_id=contract.id, fee_month=fee_month, payable_from=payable_from
+                        contract_id=contract.id,
+                        provider_id=contract.provider_id,
+                        fee_month=fee_month,
+                        payable_from=payable_from,
                     )
                 )
                 continue
@@ -261,7 +264,7 @@ def _run_out(
 ) -> PaymentRunOut:
     held = [HeldFeeOut.model_validate(h) for h in run.held_fees or []]
     if provider_id is not None:
-        held = [h for h in held if h.contract_id in {line.contract_id for line in lines}]
+        held = [h for h in held if h.provider_id == provider_id]
     return PaymentRunOut(
         id=run.id,
         month=run.month,
@@ -306,10 +309,11 @@ async def get_payment_run(
     run = await session.get(PaymentRun, run_id)
     if run is None:
         raise NotFound("No such payment run.")
-    lines = await _lines(session, run.id, principal.provider_id if principal.is_provider else None)
-    if principal.is_provider and not lines:
+    provider_id = principal.provider_id if principal.is_provider else None
+    out = _run_out(run, await _lines(session, run.id, provider_id), provider_id)
+    if provider_id is not None and not out.lines and not out.held_fees:
         raise NotFound("No such payment run.")
-    return _run_out(run, lines, principal.provider_id if principal.is_provider else None)
+    return out
 
 
 async def list_payment_runs(

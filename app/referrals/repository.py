@@ -69,6 +69,14 @@ async def past_deadline(
     return found
 
 
+async def lock_participant(session: AsyncSession, nino: str) -> None:
+    """Serialise referrals of one participant (PostgreSQL; SQLite's writers already queue):
+    rules across programmes, such as HTW 70's exclusive programmes, have no unique index to
+    hold them, so two racing referrals to CWP and another programme must not both pass."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(nino, 0))))
+
+
 async def referrals_of(session: AsyncSession, nino: str) -> list[Referral]:
     """Every referral of a participant, on any programme."""
     statement = select(Referral).where(Referral.nino == nino).order_by(Referral.id)

@@ -34,6 +34,7 @@ from app.referrals import rules
 from app.referrals.models import Referral, ReferralEvent
 from app.referrals.repository import (
     get_readable,
+    lock_participant,
     open_programmes_elsewhere,
     past_deadline,
     prior_referrals,
@@ -210,6 +211,7 @@ async def create_referral(
     )
     if contract is None:
         raise NoContract()
+    await lock_participant(session, body.participant.nino)
     # A referral past its deadline is closed whether or not the job has run (JFS 3.40, 5.08):
     # it must not count as open here.
     await _settled(session, clock, await referrals_of(session, body.participant.nino))
