@@ -23,6 +23,7 @@ from tests.helpers import (
     assert_problem,
     create_referral,
 )
+from tests.test_tenancy_and_reads import settled_feed
 
 MERGE_PATCH = "application/merge-patch+json"
 DAY = "2026-03-02"
@@ -85,7 +86,7 @@ async def test_merge_patch_changes_participant_jfs_4_24(
     assert event["status"] == "referred"
     assert "0999" not in str(event)
     assert "LS2" not in str(event)
-    feed = (await client.get("/v1/events", headers=PROVIDER_A)).json()["items"]
+    feed = [e for page in await settled_feed(client, PROVIDER_A, 2) for e in page]
     assert [(e["type"], e.get("changed_fields")) for e in feed][-1] == (
         "participant_changed",
         ["address", "mobile", "phone"],

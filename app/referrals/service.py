@@ -321,7 +321,13 @@ async def settle_deadlines(session: AsyncSession, clock: Clock, referral: Referr
 async def _settled(
     session: AsyncSession, clock: Clock, referrals: Sequence[Referral]
 ) -> list[Referral]:
-    return [await settle_deadlines(session, clock, r) for r in referrals]
+    """Settle several referrals, locking them in id order whatever order they are shown in,
+    so that two requests settling overlapping sets can never deadlock."""
+    settled = {
+        r.id: await settle_deadlines(session, clock, r)
+        for r in sorted(referrals, key=lambda r: r.id)
+    }
+    return [settled[r.id] for r in referrals]
 
 
 def _decide(
