@@ -49,6 +49,9 @@ from tests.helpers import (
 )
 
 JFS_FEE = 333_333  # 5% of it is 16,666.65p: rounded half up once to 16,667p (domain.md §9)
+# March 2026's result is final from the day after the 10th working day after 31 March
+# (3 and 6 April are holidays: 16 April), so its fee is payable from 17 April (domain.md §9).
+MARCH_FINAL = "2026-04-17"
 
 
 def _claim_lines(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -56,7 +59,17 @@ def _claim_lines(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _fee_lines(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {line["contract_id"]: line for line in run["lines"] if line["kind"] == "service_fee"}
+    fees = [line for line in run["lines"] if line["kind"] == "service_fee"]
+    assert len({line["contract_id"] for line in fees}) == len(fees), "one fee month each"
+    return {line["contract_id"]: line for line in fees}
+
+
+def _fees_by_month(run: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (line["contract_id"], line["fee_month"]): line
+        for line in run["lines"]
+        if line["kind"] == "service_fee"
+    }
 
 
 def _check_total(run: dict[str, Any]) -> None:
@@ -251,12 +264,24 @@ async def test_service_fee_less_service_credit_deduction(client: AsyncClient, ap
     assert month["css1"]["rag"] == "green"
     assert (month["css2"]["eligible"], month["css2"]["met"], month["css2"]["rag"]) == (2, 1, "red")
     assert month["deduction_pence"] == 16_667
+    await api.set_today(MARCH_FINAL)
     run = await payment_run_ok(client, "2026-03")
     fees = _fee_lines(run)
     assert list(fees) == [jfs["id"]]
     line = fees[jfs["id"]]
     assert line["kind"] == "service_fee"
+    assert line["fee_month"] == "2026-03"
     assert line["deduction_pence"] == 16_667
+    # The CSS figures it was paid on (JFS 6.09: so the fee can be explained later).
+    assert line["figures"]["css2"] == {
+        "eligible": 2,
+        "met": 1,
+        "percent": "50.00",
+        "rag": "red",
+        "deduction_percent": 5,
+    }
+    assert line["figures"]["css1"]["rag"] == "green"
+    assert line["figures"]["final_from"] == MARCH_FINAL
     assert line["amount_pence"] == JFS_FEE - 16_667 == 316_666
     assert line["amount_pence"] == month["fee_payable_pence"]
     assert run["total_pence"] == 316_666
@@ -276,6 +301,7 @@ async def test_service_fee_without_deduction_and_only_for_months_with_referrals(
     await contract(api, "SES")
     await started_referral(client, i=1, programme="JFS")
     await started_referral(client, i=2, programme="SES")
+    await api.set_today(MARCH_FINAL)
     run = await payment_run_ok(client, "2026-03")
     fees = _fee_lines(run)
     assert list(fees) == [busy["id"]]
@@ -289,9 +315,11 @@ async def test_service_fee_without_deduction_and_only_for_months_with_referrals(
 
 
 async def test_service_fee_paid_once_per_month(client: AsyncClient, api: Api) -> None:
-    """JFS 6.03, api-contract.md: a contract's fee for a month is paid in one run only; a
-    later run for that month carries only a contract that is new to it (its first referral of
-    the month came after the first run); the next month's fee is separate."""
+    """JFS 6.03, 6.06, api-contract.md: a contract's fee for a month is paid in one run only,
+    in arrears: runs before the month is final hold it (`held_fees` with `payable_from`), the
+    first run on or after that day pays every final unpaid month up to its own (`fee_month`
+    on each line), and no later run pays it again; a run for an earlier month pays only
+    months up to that one."""
     await api.set_today(DAY0)
     first_contract = await contract(api, "JFS", monthly_service_fee_pence=400_000)
     second_contract = await contract(
@@ -299,20 +327,53 @@ async def test_service_fee_paid_once_per_month(client: AsyncClient, api: Api) ->
     )
     await started_referral(client, i=1, programme="JFS")
     run1 = await payment_run_ok(client, "2026-03")
-    assert list(_fee_lines(run1)) == [first_contract["id"]]
-    run2 = await payment_run_ok(client, "2026-03")
-    assert run2["lines"] == []
-    assert run2["total_pence"] == 0
+    assert run1["lines"] == []
+    assert run1["total_pence"] == 0
+    assert run1["held_fees"] == [
+        {
+            "contract_id": first_contract["id"],
+            "provider_id": PROVIDER,
+            "fee_month": "2026-03",
+            "payable_from": MARCH_FINAL,
+        }
+    ]
+    # The provider sees its own held fee in the run (its remittance-to-be), the other none.
+    mine = await client.get(f"/v1/payment-runs/{run1['id']}", headers=CLERK_A)
+    assert mine.status_code == 200, mine.text
+    assert [h["fee_month"] for h in mine.json()["held_fees"]] == ["2026-03"]
+    assert_problem(
+        await client.get(f"/v1/payment-runs/{run1['id']}", headers=CLERK_B), 404, "not-found"
+    )
     await api.set_today("2026-03-04")
     await started_referral(client, i=2, programme="JFS", provider_id=OTHER_PROVIDER)
-    run3 = await payment_run_ok(client, "2026-03")
-    assert list(_fee_lines(run3)) == [second_contract["id"]]
-    assert run3["total_pence"] == 600_000
     await api.set_today("2026-04-01")
     await started_referral(client, i=3, programme="JFS")
-    april = await payment_run_ok(client, "2026-04")
-    assert list(_fee_lines(april)) == [first_contract["id"]]
-    assert (await payment_run_ok(client, "2026-03"))["lines"] == []
+    early = await payment_run_ok(client, "2026-04")
+    assert early["lines"] == []
+    # 30 April is a Thursday; 4 May is a holiday: the 10th working day after is 15 May.
+    assert {(h["contract_id"], h["fee_month"], h["payable_from"]) for h in early["held_fees"]} == {
+        (first_contract["id"], "2026-03", MARCH_FINAL),
+        (second_contract["id"], "2026-03", MARCH_FINAL),
+        (first_contract["id"], "2026-04", "2026-05-16"),
+    }
+    await api.set_today("2026-04-16")  # the last provisional day
+    assert (await payment_run_ok(client, "2026-04"))["lines"] == []
+    await api.set_today(MARCH_FINAL)
+    paid = await payment_run_ok(client, "2026-04")
+    assert {k: v["amount_pence"] for k, v in _fees_by_month(paid).items()} == {
+        (first_contract["id"], "2026-03"): 400_000,
+        (second_contract["id"], "2026-03"): 600_000,
+    }
+    assert [(h["fee_month"], h["payable_from"]) for h in paid["held_fees"]] == [
+        ("2026-04", "2026-05-16")
+    ]
+    assert (await payment_run_ok(client, "2026-04"))["lines"] == []
+    await api.set_today("2026-05-16")
+    assert (await payment_run_ok(client, "2026-03"))["lines"] == []  # April is after March
+    may = await payment_run_ok(client, "2026-05")
+    assert list(_fees_by_month(may)) == [(first_contract["id"], "2026-04")]
+    assert may["held_fees"] == []
+    assert (await payment_run_ok(client, "2026-05"))["lines"] == []
 
 
 async def test_run_with_claims_and_fees(client: AsyncClient, api: Api) -> None:
@@ -321,6 +382,7 @@ async def test_run_with_claims_and_fees(client: AsyncClient, api: Api) -> None:
     c = await _ses_claims(client, api)
     await api.set_today(DAY0)
     jfs = await _jfs_red_css2_month(client, api)
+    await api.set_today(MARCH_FINAL)
     run = await payment_run_ok(client, "2026-03")
     assert set(_claim_lines(run)) == {c["v1"]["id"], c["v2"]["id"], c["vb"]["id"]}
     assert _fee_lines(run)[jfs["id"]]["amount_pence"] == 316_666
@@ -332,7 +394,8 @@ async def test_run_with_claims_and_fees(client: AsyncClient, api: Api) -> None:
 
 async def test_deduction_red_two_months_running(client: AsyncClient, api: Api) -> None:
     """JFS 6.08, domain.md §9: CSS 2 red in February and red again in March → March's fee
-    loses 10% (33,333.3p → 33,333p); February's run, red after a month not measured, 5%."""
+    loses 10% (33,333.3p → 33,333p); February's fee, red after a month not measured, 5%; one run
+    once March is final pays both months, each on its own line."""
     await api.set_today("2026-02-02")  # a Monday; 10th working day after: 16 February
     jfs = await contract(api, "JFS", monthly_service_fee_pence=JFS_FEE)
     await started_referral(client, i=21, programme="JFS")
@@ -346,9 +409,10 @@ async def test_deduction_red_two_months_running(client: AsyncClient, api: Api) -
     await api.set_today("2026-03-18")
     response = await act(client, late["id"], "start", {"start_date": "2026-03-03"})
     assert response.status_code == 200, response.text
-    march = _fee_lines(await payment_run_ok(client, "2026-03"))[jfs["id"]]
+    await api.set_today(MARCH_FINAL)
+    fees = _fees_by_month(await payment_run_ok(client, "2026-03"))
+    march, february = fees[(jfs["id"], "2026-03")], fees[(jfs["id"], "2026-02")]
     assert (march["deduction_pence"], march["amount_pence"]) == (33_333, 300_000)
-    february = _fee_lines(await payment_run_ok(client, "2026-02"))[jfs["id"]]
     assert (february["deduction_pence"], february["amount_pence"]) == (16_667, 316_666)
 
 
@@ -429,6 +493,7 @@ async def test_racing_payment_runs_pay_everything_once(racing: AsyncClient, roun
     c = await _ses_claims(client, api)
     await api.set_today(DAY0)
     jfs = await _jfs_red_css2_month(client, api)
+    await api.set_today(MARCH_FINAL)
     racing.in_flight.peak = 0  # type: ignore[attr-defined]
     responses = await asyncio.gather(payment_run(client, "2026-03"), payment_run(client, "2026-03"))
     assert racing.in_flight.peak >= 2, "the runs did not overlap"  # type: ignore[attr-defined]
@@ -468,9 +533,9 @@ ON_POSTGRES = os.environ.get("PRAP_TEST_DATABASE_URL", "").startswith("postgresq
 async def test_payment_run_racing_a_back_out_never_pays_a_voided_claim(
     app: FastAPI, client: AsyncClient, api: Api
 ) -> None:
-    """SES 3.15 / domain.md §8: a claim voided by a back-out is never paid; a claim is either
-    paid (and then not voided) or voided (and on no payment line), even when a payment run
-    and the back-out overlap.
+    """SES 3.15 / domain.md §8: a claim voided by a back-out is never paid afterwards; a claim
+    the run paid first is voided by the back-out and recovered by the next run, once, even
+    when a payment run and the back-out overlap.
 
     The interleaving is made deterministic with a real PostgreSQL lock, nothing of the app
     replaced: an uncommitted row holding the payment-line id the run will take next makes the
@@ -534,12 +599,21 @@ async def test_payment_run_racing_a_back_out_never_pays_a_voided_claim(
         "items"
     ]
     types = [e["type"] for e in history]
-    assert not ({"voided", "paid"} <= set(types)), types
-    if current["status"] == "voided":
-        assert not on_lines
+    # The back-out voids the claim whether or not the run paid it first (domain.md §8).
+    assert current["status"] == "voided"
+    recovery = [
+        line
+        for line in (await payment_run_ok(client, "2026-03"))["lines"]
+        if line["kind"] == "recovery"
+    ]
+    if on_lines:
+        # Paid first, then voided: the next run recovers it, once.
+        assert types[-2:] == ["paid", "voided"], types
+        assert [line["claim_id"] for line in recovery] == [attachment["id"]]
     else:
-        assert current["status"] == "paid"
-        assert on_lines
+        # Voided first: never paid, nothing to recover.
+        assert "paid" not in types, types
+        assert recovery == []
 
 
 # --- reading runs and the remittance ---------------------------------------------------------
@@ -590,6 +664,7 @@ async def test_remittance_csv(client: AsyncClient, api: Api) -> None:
     c = await _ses_claims(client, api)
     await api.set_today(DAY0)
     jfs = await _jfs_red_css2_month(client, api)
+    await api.set_today(MARCH_FINAL)
     run = await payment_run_ok(client, "2026-03")
     response = await client.get(
         f"/v1/payment-runs/{run['id']}", headers={**POST, "Accept": "text/csv"}

@@ -519,10 +519,11 @@ async def test_second_referral_while_open_refused_jfs_5_19(
 async def test_open_referral_on_another_programme_does_not_block_jfs_5_19(
     client: AsyncClient, api: Api
 ) -> None:
-    """JFS 5.19, domain.md §5: the open-referral rule is per programme."""
+    """JFS 5.19, domain.md §5: the open-referral rule is per programme (CWP comes last: an
+    open CWP referral bars referral to other provision, HTW 70)."""
     await setup(api, programmes=("JFS", "SES", "CWP", "FND"))
     await new_referral(client, "started", programme="JFS")
-    for programme in ("SES", "CWP", "FND"):
+    for programme in ("SES", "FND", "CWP"):
         referral = await create_referral(client, programme=programme)
         assert referral["programme"] == programme
         assert referral["re_referral"] is False

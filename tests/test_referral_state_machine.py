@@ -409,7 +409,9 @@ class ReferralMachine(RuleBasedStateMachine):
             assert response.status_code == 201, response.text
         programmes = ENV.request("GET", "/v1/programmes", headers=HEADERS["jcp"]).json()
         items = programmes["items"] if isinstance(programmes, dict) else programmes
-        self.max_re_referrals = next(p for p in items if p["code"] == "JFS")["max_re_referrals"]
+        jfs = next(p for p in items if p["code"] == "JFS")
+        self.max_re_referrals = jfs["max_re_referrals"]
+        self.auto_dna_days, self.allotted_days = jfs["auto_dna_days"], jfs["allotted_days"]
 
     def _set_clock(self) -> None:
         response = ENV.request(
@@ -496,6 +498,32 @@ class ReferralMachine(RuleBasedStateMachine):
     def time_passes(self, days: int) -> None:
         self.today += timedelta(days=days)
         self._set_clock()
+        self._automatic_closes()
+
+    def _automatic_closes(self) -> None:
+        """JFS 3.40, 5.08, domain.md §4: from its auto-DNA or auto-end day a referral *is*
+        closed by the system, whether or not the job has run (no job runs here): the model
+        closes it as time passes, with one system event and one version more."""
+        for referral in self.model.values():
+            action = None
+            dna_sources = TRANSITIONS[ReferralAction.auto_dna].sources
+            if referral.status in dna_sources and self.today >= referral.referral_date + timedelta(
+                days=self.auto_dna_days
+            ):
+                action = ReferralAction.auto_dna
+            elif (
+                referral.status is ReferralStatus.started
+                and referral.start_date is not None
+                and self.today >= referral.start_date + timedelta(days=self.allotted_days)
+            ):
+                action = ReferralAction.auto_end
+                referral.end_code = 45
+            if action is None:
+                continue
+            apply(referral, action, {}, self.today)
+            referral.version += 1
+            referral.frozen = (str(referral.status), referral.version)
+            ENV.seen[(str(action), 200, None)] += 1
 
     def _act(
         self,

@@ -86,6 +86,18 @@ async def _recorded_start_or_end(
     return bool(await session.scalar(statement))
 
 
+async def has_claimed_for(session: AsyncSession, referral_id: str, principal: Principal) -> bool:
+    """GEN 122, the other way round: has this person claimed for the referral?"""
+    statement = select(
+        exists().where(
+            Claim.referral_id == referral_id,
+            Claim.submitted_by == principal.sub,
+            Claim.provider_id == principal.provider_id,
+        )
+    )
+    return bool(await session.scalar(statement))
+
+
 async def _validated_outcome(session: AsyncSession, referral_id: str) -> Claim | None:
     statement = select(Claim).where(
         Claim.referral_id == referral_id,
@@ -246,12 +258,12 @@ async def reject_claim(
 async def void_attachment_claims(
     session: AsyncSession, clock: Clock, principal: Principal, referral_id: str
 ) -> None:
-    """SES 3.15: backing out a start voids its attachment claim, unless already paid (a
-    paid fee is recovered clerically, outside this service)."""
+    """SES 3.15: backing out a start voids its attachment claim; one already paid is voided
+    too, and the next payment run recovers it (domain.md §8)."""
     statement = select(Claim).where(
         Claim.referral_id == referral_id,
         Claim.claim_type == ClaimType.attachment,
-        Claim.status.in_([ClaimStatus.submitted, ClaimStatus.validated]),
+        Claim.status.in_([ClaimStatus.submitted, ClaimStatus.validated, ClaimStatus.paid]),
     )
     for claim in (await session.scalars(statement.with_for_update())).all():
         claim.status = ClaimStatus.voided

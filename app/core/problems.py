@@ -138,6 +138,16 @@ class ReReferralNotAllowed(ProblemError):
     )
 
 
+class ExclusiveProgramme(ProblemError):
+    status = 409
+    code = "exclusive-programme"
+    title = "Exclusive programme"
+    default_detail = (
+        "The participant has an open referral on a programme that excludes referral to other "
+        "provision (HTW 70)."
+    )
+
+
 class DuplicateClaim(ProblemError):
     status = 409
     code = "duplicate-claim"
@@ -228,7 +238,10 @@ class SegregationOfDuties(ProblemError):
     status = 403
     code = "segregation-of-duties"
     title = "Segregation of duties"
-    default_detail = "Whoever recorded the referral's start or end may not claim for it (GEN 122)."
+    default_detail = (
+        "Whoever records a referral's start or end may not claim for it, and whoever claims "
+        "for it may not record its start or end (GEN 122)."
+    )
 
 
 class ServiceUnavailable(ProblemError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from calendar import monthrange
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import ColumnElement, and_, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,7 +58,7 @@ def months_between(first: str, last: str) -> list[str]:
     return list(reversed(months))
 
 
-def _month_key(dialect: str) -> ColumnElement[str]:
+def month_key(dialect: str) -> ColumnElement[str]:
     if dialect == "postgresql":
         return func.to_char(Referral.referral_date, "YYYY-MM")
     return func.strftime("%Y-%m", Referral.referral_date)
@@ -72,7 +72,7 @@ async def cohort_counts(
     session: AsyncSession, contract_id: str, first: str, last: str
 ) -> dict[str, MonthInput]:
     """CSS 1 and CSS 2 counts per cohort month (JFS 7.44)."""
-    month = _month_key(session.get_bind().dialect.name).label("month")
+    month = month_key(session.get_bind().dialect.name).label("month")
     not_rejected = Referral.status != ReferralStatus.rejected
     statement = (
         select(
@@ -114,8 +114,10 @@ async def cohort_counts(
     }
 
 
-def cohort_final(month: str, programme: ProgrammeParams, today: date) -> bool:
-    """Final once every deadline of the month's cohort has passed (domain.md §9)."""
+def final_from(month: str, programme: ProgrammeParams) -> date:
+    """The day a month's result turns final: the day after the later of its CSS 1 and CSS 2
+    deadlines for a referral made on its last day (domain.md §9). Before it, a start or an
+    outcome may still be recorded in time and turn the month green or red."""
     days = [
         d
         for d in (programme.initial_meeting_working_days, programme.outcome_recorded_working_days)
@@ -124,7 +126,12 @@ def cohort_final(month: str, programme: ProgrammeParams, today: date) -> bool:
     closing = last_day(month)
     if days:
         closing = nth_working_day_after(closing, max(days))
-    return today > closing
+    return closing + timedelta(days=1)
+
+
+def cohort_final(month: str, programme: ProgrammeParams, today: date) -> bool:
+    """Final once every deadline of the month's cohort has passed (domain.md §9)."""
+    return today >= final_from(month, programme)
 
 
 def to_out(result: MonthResult, final: bool | None = None) -> MonthOut:

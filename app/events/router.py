@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from app.core.auth import Principal, Role, Scope, require
-from app.core.deps import Session
+from app.core.deps import RequestClock, Session
 from app.core.pagination import Limit
 from app.referrals import service
 from app.referrals.schemas import EventPage
@@ -25,6 +25,7 @@ Reader = Annotated[
 async def list_events(
     principal: Reader,
     session: Session,
+    clock: RequestClock,
     after: Annotated[
         str | None,
         Query(
@@ -37,5 +38,7 @@ async def list_events(
     """Events oldest first (a provider: its own referrals'). Keep the `cursor` of the last
     event you processed and poll with `after=` it: nothing is skipped or repeated, even
     when several replicas write at once. `next_cursor` is null when there is no more now."""
-    items, next_cursor = await service.change_feed(session, principal, after=after, limit=limit)
+    items, next_cursor = await service.change_feed(
+        session, clock, principal, after=after, limit=limit
+    )
     return EventPage(items=items, next_cursor=next_cursor)

@@ -1,11 +1,13 @@
-"""Payment runs and their lines. Each claim and each contract's monthly fee is paid on one
-line only, held by unique indexes, so racing runs cannot pay anything twice."""
+"""Payment runs and their lines. Each claim, each recovery and each contract's monthly fee is
+on one line only, held by unique indexes, so racing runs cannot pay anything twice. A
+service-fee line's ``month`` is the fee month it pays (``fee_month``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, BigIntPK, UTCDateTime
@@ -20,6 +22,9 @@ class PaymentRun(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(200))
     total_pence: Mapped[int] = mapped_column(BigInteger)
+    # JFS 6.06: fees this run held because their month was not final yet, with the day each
+    # becomes payable (a list of {contract_id, fee_month, payable_from}).
+    held_fees: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class PaymentLine(Base):
@@ -40,6 +45,14 @@ class PaymentLine(Base):
             sqlite_where=text("kind = 'service_fee'"),
             postgresql_where=text("kind = 'service_fee'"),
         ),
+        # A paid claim voided by a back-out is recovered once (domain.md §8).
+        Index(
+            "uq_payment_lines_recovery_claim_id",
+            "claim_id",
+            unique=True,
+            sqlite_where=text("kind = 'recovery'"),
+            postgresql_where=text("kind = 'recovery'"),
+        ),
         Index("ix_payment_lines_run_id_id", "run_id", "id"),
     )
 
@@ -52,3 +65,6 @@ class PaymentLine(Base):
     month: Mapped[str] = mapped_column(String(7))
     amount_pence: Mapped[int] = mapped_column(BigInteger)
     deduction_pence: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # A service-fee line: the CSS figures the fee was paid on, so it can be explained later
+    # (JFS 6.09: a paid month is never reopened).
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,5 +1,6 @@
-"""Payment runs (domain.md §8; JFS 6.01-6.03): every validated, unpaid claim, and each
-contract's monthly service fee less that month's service credits.
+"""Payment runs (domain.md §8; JFS 6.01-6.03, 6.06): every validated, unpaid claim, the
+recovery of paid claims voided since, and each contract's monthly service fee less that
+month's service credits, in arrears, once the month's result is final.
 
 Lines are written set-based with ``ON CONFLICT DO NOTHING`` against unique indexes (a claim
 once; a contract's fee once per month), so a claim or a fee is paid in exactly one run even
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal, select, update
+from sqlalchemy import exists, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,16 +26,33 @@ from app.core.clock import Clock
 from app.core.ids import new_id
 from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import DateOutOfRange, NotFound
-from app.credits.service import contract_report, first_day, last_day, month_of
+from app.credits.schemas import MonthOut
+from app.credits.service import contract_report, final_from, last_day, month_key, month_of
 from app.payments.models import PaymentLine, PaymentRun
 from app.payments.schemas import (
+    FeeFigures,
+    HeldFeeOut,
     PaymentLineKind,
     PaymentLineOut,
     PaymentRunOut,
     PaymentRunSummary,
+    StandardFigures,
 )
 from app.programmes.models import Programme
+from app.programmes.service import programme_params
 from app.referrals.models import Referral
+
+# The columns the set-based inserts of claim and recovery lines fill.
+_LINE_COLUMNS = (
+    "run_id",
+    "kind",
+    "claim_id",
+    "contract_id",
+    "provider_id",
+    "month",
+    "amount_pence",
+    "deduction_pence",
+)
 
 
 def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
@@ -61,16 +80,7 @@ async def _pay_claims(session: AsyncSession, run: PaymentRun, clock: Clock) -> N
     taken = Claim.payment_run_id == run.id
     await session.execute(
         insert(PaymentLine).from_select(
-            [
-                "run_id",
-                "kind",
-                "claim_id",
-                "contract_id",
-                "provider_id",
-                "month",
-                "amount_pence",
-                "deduction_pence",
-            ],
+            _LINE_COLUMNS,
             select(
                 literal(run.id),
                 literal(str(PaymentLineKind.claim)),
@@ -113,51 +123,118 @@ async def _pay_claims(session: AsyncSession, run: PaymentRun, clock: Clock) -> N
     )
 
 
-async def _pay_service_fees(session: AsyncSession, run: PaymentRun, clock: Clock) -> None:
-    first, last = first_day(run.month), last_day(run.month)
-    # JFS 6.03: the fee is payable for each month in which referrals are made.
-    referred_in_month = exists().where(
-        Referral.contract_id == Contract.id,
-        Referral.referral_date >= first,
-        Referral.referral_date <= last,
+async def _recover_voided_claims(session: AsyncSession, run: PaymentRun) -> None:
+    """domain.md §8: a paid attachment claim that a back-out voided (SES 3.15) is taken back
+    by the next run, as a negative line; the unique index on recovery lines makes it once."""
+    paid_line = exists().where(
+        PaymentLine.kind == PaymentLineKind.claim, PaymentLine.claim_id == Claim.id
     )
-    already_paid = exists().where(
-        PaymentLine.kind == PaymentLineKind.service_fee,
-        PaymentLine.contract_id == Contract.id,
-        PaymentLine.month == run.month,
+    await session.execute(
+        _insert_ignoring_duplicates(session)(PaymentLine)
+        .from_select(
+            _LINE_COLUMNS,
+            select(
+                literal(run.id),
+                literal(str(PaymentLineKind.recovery)),
+                Claim.id,
+                Claim.contract_id,
+                Claim.provider_id,
+                literal(run.month),
+                -Claim.amount_pence,
+                literal(0),
+            )
+            .where(Claim.status == ClaimStatus.voided, paid_line)
+            .order_by(Claim.id),
+        )
+        .on_conflict_do_nothing()
     )
-    contracts = (
-        await session.scalars(
-            select(Contract)
+
+
+async def _unpaid_fee_months(session: AsyncSession, up_to: str) -> dict[str, list[str]]:
+    """Per fee-funded contract, the months up to ``up_to`` in which referrals were made to it
+    (JFS 6.03) and whose fee no run has paid yet."""
+    month = month_key(session.get_bind().dialect.name).label("month")
+    referred = (
+        await session.execute(
+            select(Referral.contract_id, month)
+            .join(Contract, Contract.id == Referral.contract_id)
             .join(Programme, Programme.code == Contract.programme)
             .where(
                 Programme.funds_service_fee.is_(True),
                 Contract.monthly_service_fee_pence > 0,
-                and_(Contract.start_date <= last, Contract.end_date >= first),
-                referred_in_month,
-                ~already_paid,
+                Referral.referral_date <= last_day(up_to),
             )
-            .order_by(Contract.id)
+            .group_by(Referral.contract_id, month)
         )
     ).all()
-    insert_ = _insert_ignoring_duplicates(session)
-    for contract in contracts:
-        report = await contract_report(session, clock, contract, run.month, run.month)
-        month = report.months[0]
-        await session.execute(
-            insert_(PaymentLine)
-            .values(
-                run_id=run.id,
-                kind=PaymentLineKind.service_fee,
-                claim_id=None,
-                contract_id=contract.id,
-                provider_id=contract.provider_id,
-                month=run.month,
-                amount_pence=month.fee_payable_pence,
-                deduction_pence=month.deduction_pence,
+    paid = {
+        (row.contract_id, row.month)
+        for row in await session.execute(
+            select(PaymentLine.contract_id, PaymentLine.month).where(
+                PaymentLine.kind == PaymentLineKind.service_fee
             )
-            .on_conflict_do_nothing()
         )
+    }
+    unpaid: dict[str, list[str]] = {}
+    for contract_id, fee_month in sorted(referred):
+        if (contract_id, fee_month) not in paid:
+            unpaid.setdefault(contract_id, []).append(fee_month)
+    return unpaid
+
+
+def _figures(month: MonthOut, final_on: date) -> dict[str, Any]:
+    return FeeFigures(
+        css1=StandardFigures.model_validate(month.css1.model_dump()),
+        css2=StandardFigures.model_validate(month.css2.model_dump()),
+        deduction_percent=month.deduction_percent,
+        final_from=final_on,
+    ).model_dump(mode="json")
+
+
+async def _pay_service_fees(
+    session: AsyncSession, run: PaymentRun, clock: Clock
+) -> list[HeldFeeOut]:
+    """JFS 6.06, 6.09, domain.md §8-9: the fee is paid monthly in arrears and its deductions
+    are never earned back, so a month's fee is paid only on its final figures. This run pays,
+    per contract, every month up to its own whose result is final and whose fee is unpaid,
+    and holds (and lists) the months still provisional."""
+    held: list[HeldFeeOut] = []
+    insert_ = _insert_ignoring_duplicates(session)
+    for contract_id, fee_months in (await _unpaid_fee_months(session, run.month)).items():
+        contract = await session.get(Contract, contract_id)
+        assert contract is not None
+        programme = await programme_params(session, contract.programme)
+        report = await contract_report(session, clock, contract, fee_months[0], fee_months[-1])
+        by_month = {row.month: row for row in report.months}
+        for fee_month in fee_months:
+            payable_from = final_from(fee_month, programme)
+            if clock.today < payable_from:
+                held.append(
+                    HeldFeeOut(
+                        contract_id=contract.id,
+                        provider_id=contract.provider_id,
+                        fee_month=fee_month,
+                        payable_from=payable_from,
+                    )
+                )
+                continue
+            row = by_month[fee_month]
+            await session.execute(
+                insert_(PaymentLine)
+                .values(
+                    run_id=run.id,
+                    kind=PaymentLineKind.service_fee,
+                    claim_id=None,
+                    contract_id=contract.id,
+                    provider_id=contract.provider_id,
+                    month=fee_month,
+                    amount_pence=row.fee_payable_pence,
+                    deduction_pence=row.deduction_pence,
+                    figures=_figures(row, payable_from),
+                )
+                .on_conflict_do_nothing()
+            )
+    return held
 
 
 async def _lines(session: AsyncSession, run_id: str, provider_id: str | None) -> list[PaymentLine]:
@@ -175,17 +252,25 @@ def _line_out(line: PaymentLine) -> PaymentLineOut:
         contract_id=line.contract_id,
         provider_id=line.provider_id,
         month=line.month,
+        fee_month=line.month if fee else None,
         amount_pence=line.amount_pence,
         deduction_pence=line.deduction_pence if fee else None,
+        figures=FeeFigures.model_validate(line.figures) if fee and line.figures else None,
     )
 
 
-def _run_out(run: PaymentRun, lines: list[PaymentLine]) -> PaymentRunOut:
+def _run_out(
+    run: PaymentRun, lines: list[PaymentLine], provider_id: str | None = None
+) -> PaymentRunOut:
+    held = [HeldFeeOut.model_validate(h) for h in run.held_fees or []]
+    if provider_id is not None:
+        held = [h for h in held if h.provider_id == provider_id]
     return PaymentRunOut(
         id=run.id,
         month=run.month,
         created_at=run.created_at,
         lines=[_line_out(line) for line in lines],
+        held_fees=held,
         total_pence=sum(line.amount_pence for line in lines),
     )
 
@@ -201,7 +286,9 @@ async def create_payment_run(
     session.add(run)
     await session.flush()
     await _pay_claims(session, run, clock)
-    await _pay_service_fees(session, run, clock)
+    await _recover_voided_claims(session, run)
+    held = await _pay_service_fees(session, run, clock)
+    run.held_fees = [h.model_dump(mode="json") for h in held]
     run.total_pence = int(
         await session.scalar(
             select(func.coalesce(func.sum(PaymentLine.amount_pence), 0)).where(
@@ -222,10 +309,11 @@ async def get_payment_run(
     run = await session.get(PaymentRun, run_id)
     if run is None:
         raise NotFound("No such payment run.")
-    lines = await _lines(session, run.id, principal.provider_id if principal.is_provider else None)
-    if principal.is_provider and not lines:
+    provider_id = principal.provider_id if principal.is_provider else None
+    out = _run_out(run, await _lines(session, run.id, provider_id), provider_id)
+    if provider_id is not None and not out.lines and not out.held_fees:
         raise NotFound("No such payment run.")
-    return _run_out(run, lines)
+    return out
 
 
 async def list_payment_runs(

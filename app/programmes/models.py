@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import Boolean, Integer, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base
@@ -21,8 +21,14 @@ class Programme(Base):
     outcome_recorded_working_days: Mapped[int | None] = mapped_column(Integer)
     # JFS 3.40: Did Not Attend after N calendar days without a start.
     auto_dna_days: Mapped[int] = mapped_column(Integer)
-    # JFS 5.08: allotted time from start, in calendar days, then end code 45.
+    # JFS 5.08: allotted time in calendar days, then end code 45, counted from the start date
+    # or, for CWP, from the original referral date (HTW 115, 159, 162).
     allotted_days: Mapped[int] = mapped_column(Integer)
+    allotted_from: Mapped[str] = mapped_column(String(16), server_default=text("'start_date'"))
+    # HTW 70: while a referral to this programme is open, none to other provision.
+    exclusive: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # JFS 5.16, 1.23: someone who reached the maximum duration may not be re-referred.
+    max_duration_working_days: Mapped[int | None] = mapped_column(Integer)
     # JFS 3.42, 5.16: how many times someone who started may be referred again.
     max_re_referrals: Mapped[int] = mapped_column(Integer)
     # GEN 16: which funding elements the programme pays.

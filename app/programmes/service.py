@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.programmes.models import Programme
-from app.programmes.schemas import FundingElement, ProgrammeCode, ProgrammeOut
+from app.programmes.schemas import AllottedFrom, FundingElement, ProgrammeCode, ProgrammeOut
 
 
 def funding_of(programme: Programme) -> list[FundingElement]:
@@ -28,6 +28,9 @@ def to_out(programme: Programme) -> ProgrammeOut:
         outcome_recorded_working_days=programme.outcome_recorded_working_days,
         auto_dna_days=programme.auto_dna_days,
         allotted_days=programme.allotted_days,
+        allotted_from=AllottedFrom(programme.allotted_from),
+        exclusive=programme.exclusive,
+        max_duration_working_days=programme.max_duration_working_days,
         max_re_referrals=programme.max_re_referrals,
         funding=funding_of(programme),
         job_outcome_min_hours=programme.job_outcome_min_hours,
@@ -51,6 +54,9 @@ class ProgrammeParams:
     outcome_recorded_working_days: int | None
     auto_dna_days: int
     allotted_days: int
+    allotted_from: AllottedFrom
+    exclusive: bool
+    max_duration_working_days: int | None
     max_re_referrals: int
     funds_service_fee: bool
     funds_attachment: bool
@@ -62,14 +68,28 @@ class ProgrammeParams:
 _catalogues: dict[str, dict[str, ProgrammeParams]] = {}
 
 
-async def programme_params(session: AsyncSession, code: str) -> ProgrammeParams:
+async def catalogue(session: AsyncSession, code: str | None = None) -> dict[str, ProgrammeParams]:
+    """Every programme's parameters, read once per process (and again for an unknown code)."""
     database = str(session.get_bind().engine.url)
-    catalogue = _catalogues.get(database)
-    if catalogue is None or code not in catalogue:
+    programmes = _catalogues.get(database)
+    if programmes is None or (code is not None and code not in programmes):
         rows = (await session.scalars(select(Programme))).all()
         names = [f.name for f in fields(ProgrammeParams)]
-        catalogue = {
-            p.code: ProgrammeParams(**{name: getattr(p, name) for name in names}) for p in rows
+        programmes = {
+            p.code: ProgrammeParams(
+                **{name: getattr(p, name) for name in names}
+                | {"allotted_from": AllottedFrom(p.allotted_from)}
+            )
+            for p in rows
         }
-        _catalogues[database] = catalogue
-    return catalogue[code]
+        _catalogues[database] = programmes
+    return programmes
+
+
+async def programme_params(session: AsyncSession, code: str) -> ProgrammeParams:
+    return (await catalogue(session, code))[code]
+
+
+async def exclusive_programmes(session: AsyncSession) -> frozenset[str]:
+    """HTW 70: the programmes whose open referrals bar referral to other provision."""
+    return frozenset(p.code for p in (await catalogue(session)).values() if p.exclusive)

@@ -5,6 +5,7 @@ that does not exist (domain.md §1)."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, Select, Text, cast, func, literal, select
@@ -13,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.auth import Principal
 from app.core.problems import NotFound
 from app.referrals.models import Referral, ReferralEvent
+from app.referrals.states import ReferralAction, ReferralStatus
+from app.referrals.transitions import TRANSITIONS
 
 
 def readable_referrals(principal: Principal) -> Select[Referral]:
@@ -44,6 +47,49 @@ async def get_readable(
 
 async def prior_referrals(session: AsyncSession, nino: str, programme: str) -> list[Referral]:
     statement = select(Referral).where(Referral.nino == nino, Referral.programme == programme)
+    return list((await session.scalars(statement)).all())
+
+
+async def past_deadline(
+    session: AsyncSession, principal: Principal, today: date, limit: int
+) -> list[Referral]:
+    """Readable referrals whose automatic close is due and not recorded yet (JFS 3.40, 5.08),
+    read through the jobs' partial indexes on the deadlines, at most ``limit`` of each."""
+    dna = TRANSITIONS[ReferralAction.auto_dna].sources
+    end = TRANSITIONS[ReferralAction.auto_end].sources
+    found: list[Referral] = []
+    for deadline, sources in ((Referral.auto_dna_on, dna), (Referral.auto_end_on, end)):
+        statement = (
+            readable_referrals(principal)
+            .where(Referral.status.in_([str(s) for s in sources]), deadline <= today)
+            .order_by(deadline, Referral.id)
+            .limit(limit)
+        )
+        found.extend((await session.scalars(statement)).all())
+    return found
+
+
+async def lock_participant(session: AsyncSession, nino: str) -> None:
+    """Serialise referrals of one participant (PostgreSQL; SQLite's writers already queue):
+    rules across programmes, such as HTW 70's exclusive programmes, have no unique index to
+    hold them, so two racing referrals to CWP and another programme must not both pass."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(nino, 0))))
+
+
+async def referrals_of(session: AsyncSession, nino: str) -> list[Referral]:
+    """Every referral of a participant, on any programme."""
+    statement = select(Referral).where(Referral.nino == nino).order_by(Referral.id)
+    return list((await session.scalars(statement)).all())
+
+
+async def open_programmes_elsewhere(session: AsyncSession, nino: str, programme: str) -> list[str]:
+    """The programmes other than ``programme`` on which the participant has an open referral."""
+    statement = select(Referral.programme).where(
+        Referral.nino == nino,
+        Referral.programme != programme,
+        Referral.status.in_([str(s) for s in ReferralStatus if s.is_open]),
+    )
     return list((await session.scalars(statement)).all())
 
 

@@ -22,6 +22,7 @@ from app.core.problems import (
     AcknowledgementWindowClosed,
     DateOutOfRange,
     EndCodeAutomatedOnly,
+    ExclusiveProgramme,
     InvalidTransition,
     MappaContactDetails,
     NoContract,
@@ -31,6 +32,7 @@ from app.core.problems import (
     PreconditionFailed,
     ProblemError,
     ReReferralNotAllowed,
+    SegregationOfDuties,
     problem_responses,
 )
 from app.programmes.schemas import ProgrammeCode
@@ -43,6 +45,7 @@ from app.referrals.schemas import (
     EmptyBody,
     EndBody,
     EventHistory,
+    ParticipantPatch,
     ReferralCreate,
     ReferralList,
     ReferralOut,
@@ -72,7 +75,11 @@ ReferralId = Annotated[
     status_code=201,
     response_model=ReferralOut,
     responses=problem_responses(
-        MappaContactDetails, NoContract, OpenReferralExists, ReReferralNotAllowed
+        MappaContactDetails,
+        NoContract,
+        OpenReferralExists,
+        ReReferralNotAllowed,
+        ExclusiveProgramme,
     ),
 )
 async def create_referral(
@@ -153,10 +160,49 @@ async def get_referral(
     responses=problem_responses(NotFound),
 )
 async def get_referral_history(
-    referral_id: ReferralId, principal: Reader, session: Session
+    referral_id: ReferralId, principal: Reader, session: Session, clock: RequestClock
 ) -> EventHistory:
     """Every change of the referral, oldest first (append-only)."""
-    return EventHistory(items=await service.referral_history(session, principal, referral_id))
+    return EventHistory(
+        items=await service.referral_history(session, clock, principal, referral_id)
+    )
+
+
+@router.patch(
+    "/{id}/participant",
+    operation_id="updateParticipant",
+    response_model=ReferralOut,
+    responses=problem_responses(
+        NotFound, PreconditionFailed, InvalidTransition, MappaContactDetails
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media_type: {"schema": {"$ref": "#/components/schemas/ParticipantPatch"}}
+                for media_type in ("application/merge-patch+json", "application/json")
+            },
+        }
+    },
+)
+async def update_participant(
+    referral_id: ReferralId,
+    principal: Creator,
+    session: Session,
+    clock: RequestClock,
+    response: Response,
+    body: Annotated[ParticipantPatch, Body()],
+    if_match: IfMatch = None,
+) -> ReferralOut:
+    """A change of circumstances (JFS 4.23-4.24, domain.md §5a): a JSON merge patch (RFC
+    7396) of the participant, as `application/merge-patch+json` or `application/json`. The
+    NINO cannot change; a closed referral cannot be changed; a MAPPA referral takes no
+    contact details. Adds one `participant_changed` event naming the changed fields."""
+    referral = await service.update_participant(
+        session, clock, principal, referral_id, body, if_match
+    )
+    response.headers["ETag"] = etag(referral.version)
+    return referral
 
 
 # --- actions, from the transition table ----------------------------------------------------
@@ -192,8 +238,13 @@ _ACTION_PROBLEMS: dict[ReferralAction, tuple[type[ProblemError], ...]] = {
     ReferralAction.acknowledge: (AcknowledgementWindowClosed,),
     ReferralAction.accept: (AcknowledgementWindowClosed,),
     ReferralAction.did_not_start: (DateOutOfRange,),
-    ReferralAction.start: (AcknowledgementWindowClosed, DateOutOfRange),
-    ReferralAction.end: (EndCodeAutomatedOnly, PolicyReferenceRequired, DateOutOfRange),
+    ReferralAction.start: (AcknowledgementWindowClosed, DateOutOfRange, SegregationOfDuties),
+    ReferralAction.end: (
+        EndCodeAutomatedOnly,
+        PolicyReferenceRequired,
+        DateOutOfRange,
+        SegregationOfDuties,
+    ),
 }
 
 

@@ -18,12 +18,14 @@ from app.core.problems import (
     AcknowledgementWindowClosed,
     DateOutOfRange,
     EndCodeAutomatedOnly,
+    ExclusiveProgramme,
     InvalidTransition,
     MappaContactDetails,
     OpenReferralExists,
     PolicyReferenceRequired,
     ReReferralNotAllowed,
 )
+from app.programmes.schemas import AllottedFrom
 from app.referrals.states import (
     END_CODES_BARRING_RE_REFERRAL,
     END_CODES_NEEDING_POLICY_REFERENCE,
@@ -34,7 +36,7 @@ from app.referrals.states import (
     ReferralAction,
     ReferralStatus,
 )
-from app.referrals.transitions import state_allows
+from app.referrals.transitions import TRANSITIONS, state_allows
 
 # HMRC's NINO format: prefix letters (first not D F I Q U V; second not D F I O Q U V;
 # BG GB KN NK NT TN ZZ never allocated), six digits, suffix A-D.
@@ -83,6 +85,10 @@ class PriorReferral(Protocol):
     def end_code(self) -> int | None: ...
     @property
     def re_referral(self) -> bool: ...
+    @property
+    def start_date(self) -> date | None: ...
+    @property
+    def end_date(self) -> date | None: ...
 
 
 def back_out_pending(referral: ReferralFacts) -> bool:
@@ -216,12 +222,23 @@ def cancel(
     return Change(fields, data)
 
 
+def allotted_time_ends(
+    referral_date: date, start_date: date, allotted_days: int, allotted_from: AllottedFrom
+) -> date:
+    """JFS 5.08: the day provision ends by itself (code 45). The allotted time runs from the
+    start date, but for CWP from the original referral date: "the expected end date which is
+    30 weeks after the original referral date" (HTW 115, 159, 162)."""
+    origin = referral_date if allotted_from is AllottedFrom.referral_date else start_date
+    return origin + timedelta(days=allotted_days)
+
+
 def start(
     referral: ReferralFacts,
     clock: Clock,
     start_date: date,
     provider_reference: str | None,
     allotted_days: int,
+    allotted_from: AllottedFrom = AllottedFrom.start_date,
 ) -> Change:
     # JFS 3.27, annex 3: the start date is the initial meeting date; recorded retrospectively
     # if need be, never before the referral nor in the future.
@@ -233,7 +250,9 @@ def start(
             "initial_meeting_date": start_date,
             "provider_reference": provider_reference,
             # JFS 5.08: provision ends by itself when the allotted time has run.
-            "auto_end_on": start_date + timedelta(days=allotted_days),
+            "auto_end_on": allotted_time_ends(
+                referral.referral_date, start_date, allotted_days, allotted_from
+            ),
             **_outcome_recorded(referral, clock),
         },
         {"start_date": start_date.isoformat(), "provider_reference": provider_reference},
@@ -250,7 +269,8 @@ def end(
 ) -> Change:
     if end_code in SYSTEM_ONLY_END_CODES:
         raise EndCodeAutomatedOnly()
-    if end_code in END_CODES_NEEDING_POLICY_REFERENCE and not policy_reference:
+    # A reference of blanks only is no reference (domain.md §4).
+    if end_code in END_CODES_NEEDING_POLICY_REFERENCE and not (policy_reference or "").strip():
         raise PolicyReferenceRequired()
     assert referral.start_date is not None
     # JFS annex 2: start ≤ last engagement ≤ end ≤ today.
@@ -296,6 +316,80 @@ def back_out(referral: ReferralFacts, clock: Clock, reason: str) -> Change:
     )
 
 
+# --- the automatic deadlines, on every path (JFS 3.40, 5.08; domain.md §4) -----------------
+
+
+class DeadlineFacts(ReferralFacts, Protocol):
+    @property
+    def auto_dna_on(self) -> date: ...
+    @property
+    def auto_end_on(self) -> date | None: ...
+
+
+def due_system_action(referral: DeadlineFacts, today: date) -> ReferralAction | None:
+    """The system's close that has fallen due and not been recorded yet: from ``auto_dna_on``
+    a referral still in an auto-DNA source state *is* cancelled as did-not-attend (JFS 3.40),
+    from ``auto_end_on`` a started one *is* ended with code 45 (JFS 5.08), whether or not the
+    daily job has run. The source states come from the transition table."""
+    status = ReferralStatus(referral.status)
+    if status in TRANSITIONS[ReferralAction.auto_dna].sources and referral.auto_dna_on <= today:
+        return ReferralAction.auto_dna
+    if (
+        status in TRANSITIONS[ReferralAction.auto_end].sources
+        and referral.auto_end_on is not None
+        and referral.auto_end_on <= today
+    ):
+        return ReferralAction.auto_end
+    return None
+
+
+def system_close(referral: DeadlineFacts, action: ReferralAction, clock: Clock) -> Change:
+    """The change the daily job makes (app/jobs/service.py), for one referral."""
+    fields: dict[str, Any] = {
+        "status": TRANSITIONS[action].target,
+        "closed_by": ClosedBy.system,
+        "closed_at": clock.now,
+    }
+    if action is ReferralAction.auto_dna:
+        fields["cancellation_reason"] = CancellationReason.did_not_attend
+        data: dict[str, Any] = {"reason": str(CancellationReason.did_not_attend)}
+    else:
+        fields |= {"end_code": int(EndCode.end_of_allotted_time), "end_date": referral.auto_end_on}
+        data = {"end_code": int(EndCode.end_of_allotted_time)}
+    return Change(fields, data | {"as_of": clock.today.isoformat()})
+
+
+# --- changes of circumstances (JFS 4.23-4.24, domain.md §5a) -------------------------------
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396: an object patch merges member by member (null removes); anything else
+    replaces the target."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for name, value in patch.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = merge_patch(merged.get(name), value)
+    return merged
+
+
+def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The names of the participant's fields that differ: the event names them, never their
+    values (personal data)."""
+    return sorted(
+        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+    )
+
+
+def check_participant_changeable(referral: ReferralFacts) -> None:
+    """domain.md §5a: a closed referral cannot be changed."""
+    if ReferralStatus(referral.status).is_terminal:
+        raise InvalidTransition("The referral is closed: its participant cannot be changed.")
+
+
 # --- creating a referral -------------------------------------------------------------------
 
 
@@ -305,12 +399,34 @@ def check_mappa(mappa: bool, contact_details_present: bool) -> None:
         raise MappaContactDetails()
 
 
-def classify_new_referral(prior: Sequence[PriorReferral], max_re_referrals: int) -> bool:
+def reached_maximum_duration(prior: PriorReferral, max_duration_working_days: int) -> bool:
+    """JFS 5.16, 1.23 (reading, domain.md §5): the earlier participation's end date is on or
+    after the N-th working day after its start date, or it ran out its allotted time."""
+    if prior.end_code == EndCode.end_of_allotted_time:
+        return True
+    if prior.start_date is None or prior.end_date is None:
+        return False
+    return prior.end_date >= nth_working_day_after(prior.start_date, max_duration_working_days)
+
+
+def check_exclusive_programmes(open_elsewhere: Sequence[str], exclusive: frozenset[str]) -> None:
+    """HTW 70: "claimants allocated to CWP must no longer be considered for referral to other
+    provision": an open referral on an exclusive programme bars referrals to the others."""
+    if any(code in exclusive for code in open_elsewhere):
+        raise ExclusiveProgramme()
+
+
+def classify_new_referral(
+    prior: Sequence[PriorReferral],
+    max_re_referrals: int,
+    max_duration_working_days: int | None = None,
+) -> bool:
     """Whether a new referral is a re-referral, or raise why it may not be made.
 
     JFS 5.19: no second open referral on the programme. JFS annex 3: a re-referral is a
     referral of someone who has started before (every ended referral had a start). JFS 3.42,
-    5.16: allowed only where the programme allows, once, and not after code 39 or 45.
+    5.16: allowed only where the programme allows, once, and not after code 39 or 45, nor
+    after the programme's maximum duration was reached (JFS 5.16, 1.23).
     """
     if any(ReferralStatus(p.status).is_open for p in prior):
         raise OpenReferralExists()
@@ -319,6 +435,10 @@ def classify_new_referral(prior: Sequence[PriorReferral], max_re_referrals: int)
         return False
     re_referrals_so_far = sum(1 for p in prior if p.re_referral)
     barred = any(p.end_code in END_CODES_BARRING_RE_REFERRAL for p in participations)
+    if max_duration_working_days is not None:
+        barred = barred or any(
+            reached_maximum_duration(p, max_duration_working_days) for p in participations
+        )
     if barred or re_referrals_so_far >= max_re_referrals:
         raise ReReferralNotAllowed()
     return True

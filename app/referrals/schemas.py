@@ -58,6 +58,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whit
 LongText = Annotated[str, StringConstraints(max_length=2000), WithoutNul]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=30, pattern=r"^[0-9+() -]+$")]
 Note = Annotated[str, StringConstraints(max_length=2000), WithoutNul]
+Email = Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
 
 
 class Strict(BaseModel):
@@ -82,15 +83,40 @@ class Participant(Strict):
     address: Address | None = None
     phone: Phone | None = None
     mobile: Phone | None = None
-    email: (
-        Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None
-    ) = None
+    email: Email | None = None
     welsh_language: bool = False
 
     def has_contact_details(self) -> bool:
         """Address, postcode or a telephone number (SES 3.32)."""
         address = self.address is not None and (bool(self.address.lines) or self.address.postcode)
         return bool(address or self.phone or self.mobile)
+
+
+class AddressPatch(Strict):
+    lines: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = Field(
+        default=None, max_length=6
+    )
+    postcode: Postcode | None = None
+
+
+class ParticipantPatch(Strict):
+    """A JSON merge patch (RFC 7396) of the participant (JFS 4.23-4.24, domain.md §5a): a
+    member sets a field, ``null`` removes it, an absent one is left alone. The NINO cannot
+    change, so ``nino`` is not a member (a patch naming it is a validation error)."""
+
+    title: ShortText | None = None
+    forename: Name | None = None
+    surname: Name | None = None
+    date_of_birth: date | None = None
+    address: AddressPatch | None = None
+    phone: Phone | None = None
+    mobile: Phone | None = None
+    email: Email | None = None
+    welsh_language: bool | None = None
+
+    def as_merge_patch(self) -> dict[str, object]:
+        """The members the client sent, ``null`` kept (RFC 7396: null removes)."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 class Markers(Strict):
@@ -260,6 +286,11 @@ class EventOut(BaseModel):
     referral_date: date | None = None
     backed_out_start_date: date | None = None
     cancel_due_by: datetime | None = None
+    changed_fields: list[str] | None = Field(
+        default=None,
+        description="`participant_changed`: the names of the fields that changed, never "
+        "their values (domain.md §5a).",
+    )
 
 
 class EventHistory(BaseModel):

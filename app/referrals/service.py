@@ -3,15 +3,17 @@ unit-of-work middleware commits (style.md, one transaction per request)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, or_
+from pydantic import ValidationError
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.claims.service import void_attachment_claims
+from app.claims.service import has_claimed_for, void_attachment_claims
 from app.contracts.repository import contract_in_force
 from app.core.auth import Principal
 from app.core.clock import Clock
@@ -19,19 +21,26 @@ from app.core.etags import if_match_allows
 from app.core.ids import new_id
 from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import (
+    FieldError,
     InvalidTransition,
     NoContract,
     OpenReferralExists,
     PreconditionFailed,
+    SegregationOfDuties,
+    ValidationProblem,
 )
-from app.programmes.service import ProgrammeParams, programme_params
+from app.programmes.service import ProgrammeParams, exclusive_programmes, programme_params
 from app.referrals import rules
 from app.referrals.models import Referral, ReferralEvent
 from app.referrals.repository import (
     get_readable,
+    lock_participant,
+    open_programmes_elsewhere,
+    past_deadline,
     prior_referrals,
     readable_events,
     readable_referrals,
+    referrals_of,
     transaction_id,
     visible_horizon,
 )
@@ -46,6 +55,7 @@ from app.referrals.schemas import (
     EventOut,
     Markers,
     Participant,
+    ParticipantPatch,
     ReferralCreate,
     ReferralOut,
     RejectBody,
@@ -59,6 +69,9 @@ from app.referrals.states import (
     ReferralStatus,
 )
 from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS
+
+# GEN 122: the actions a person who claims for a referral may not also record.
+SEGREGATED_ACTIONS = frozenset({ReferralAction.start, ReferralAction.end})
 
 ActionBody = (
     RejectBody | CancelBody | DidNotAttendBody | DidNotStartBody | StartBody | EndBody | BackOutBody
@@ -155,13 +168,19 @@ async def _record_event(
     session: AsyncSession,
     referral: Referral,
     event_type: EventType,
-    principal: Principal,
+    principal: Principal | None,
     clock: Clock,
     data: dict[str, Any],
     *,
     version: int,
 ) -> None:
-    """Add the event to the session; the caller's flush writes it with the change."""
+    """Add the event to the session; the caller's flush writes it with the change. A
+    ``principal`` of None is the service itself (the automatic closes)."""
+    actor_sub, actor_role, actor_provider_id = (
+        (str(ActorRole.system), str(ActorRole.system), None)
+        if principal is None
+        else (principal.sub, str(principal.role), principal.provider_id)
+    )
     session.add(
         ReferralEvent(
             txid=transaction_id(session.get_bind().dialect.name),
@@ -169,9 +188,9 @@ async def _record_event(
             provider_id=referral.provider_id,
             type=event_type,
             occurred_at=clock.now,
-            actor_sub=principal.sub,
-            actor_role=principal.role,
-            actor_provider_id=principal.provider_id,
+            actor_sub=actor_sub,
+            actor_role=actor_role,
+            actor_provider_id=actor_provider_id,
             referral_version=version,
             status=referral.status,
             data={k: v for k, v in data.items() if v is not None},
@@ -182,7 +201,8 @@ async def _record_event(
 async def create_referral(
     session: AsyncSession, clock: Clock, principal: Principal, body: ReferralCreate
 ) -> ReferralOut:
-    """domain.md §5: contract, open referral (JFS 5.19), re-referral (JFS 3.42, 5.16)."""
+    """domain.md §5: contract, open referral (JFS 5.19), re-referral (JFS 3.42, 5.16, 1.23),
+    exclusive programmes (HTW 70)."""
     rules.check_mappa(body.markers.mappa, body.participant.has_contact_details())
     referral_date = clock.today
     programme = await programme_params(session, str(body.programme))
@@ -191,8 +211,18 @@ async def create_referral(
     )
     if contract is None:
         raise NoContract()
+    await lock_participant(session, body.participant.nino)
+    # A referral past its deadline is closed whether or not the job has run (JFS 3.40, 5.08):
+    # it must not count as open here.
+    await _settled(session, clock, await referrals_of(session, body.participant.nino))
     prior = await prior_referrals(session, body.participant.nino, programme.code)
-    re_referral = rules.classify_new_referral(prior, programme.max_re_referrals)
+    re_referral = rules.classify_new_referral(
+        prior, programme.max_re_referrals, programme.max_duration_working_days
+    )
+    rules.check_exclusive_programmes(
+        await open_programmes_elsewhere(session, body.participant.nino, programme.code),
+        await exclusive_programmes(session),
+    )
     participant = body.participant.model_dump(mode="json", exclude_none=True)
     referral = Referral(
         id=new_id(),
@@ -244,6 +274,62 @@ async def create_referral(
     return to_out(referral, principal, clock)
 
 
+async def _flush_change(session: AsyncSession) -> None:
+    """Write a change and its event in one flush. The UPDATE is conditional on the version
+    read (version_id_col): 0 rows means another request changed the referral meanwhile."""
+    try:
+        await session.flush()
+    except StaleDataError as error:
+        raise InvalidTransition("The referral changed meanwhile; read it again.") from error
+
+
+async def settle_deadlines(session: AsyncSession, clock: Clock, referral: Referral) -> Referral:
+    """JFS 3.40, 5.08, domain.md §4: a referral past its ``auto_dna_on`` or ``auto_end_on`` is
+    closed by the system, whether or not the daily job has run. The first path to touch it
+    records the close, once: the row is locked and read again (the job takes its rows FOR
+    UPDATE SKIP LOCKED and re-checks the status, so it skips or waits for this one), and
+    the UPDATE is conditional on the version read, like every referral change."""
+    if rules.due_system_action(referral, clock.today) is None:
+        return referral
+    statement = (
+        select(Referral)
+        .where(Referral.id == referral.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    referral = (await session.scalars(statement)).one()
+    action = rules.due_system_action(referral, clock.today)
+    if action is None:
+        return referral  # the job closed it meanwhile
+    change = rules.system_close(referral, action, clock)
+    for name, value in change.fields.items():
+        setattr(referral, name, value)
+    referral.updated_at = clock.now
+    await _record_event(
+        session,
+        referral,
+        TRANSITIONS[action].event,
+        None,
+        clock,
+        change.event_data,
+        version=referral.version + 1,
+    )
+    await _flush_change(session)
+    return referral
+
+
+async def _settled(
+    session: AsyncSession, clock: Clock, referrals: Sequence[Referral]
+) -> list[Referral]:
+    """Settle several referrals, locking them in id order whatever order they are shown in,
+    so that two requests settling overlapping sets can never deadlock."""
+    settled = {
+        r.id: await settle_deadlines(session, clock, r)
+        for r in sorted(referrals, key=lambda r: r.id)
+    }
+    return [settled[r.id] for r in referrals]
+
+
 def _decide(
     referral: Referral,
     programme: ProgrammeParams,
@@ -272,7 +358,12 @@ def _decide(
             )
         case ReferralAction.start:
             return rules.start(
-                referral, clock, body.start_date, body.provider_reference, programme.allotted_days
+                referral,
+                clock,
+                body.start_date,
+                body.provider_reference,
+                programme.allotted_days,
+                programme.allotted_from,
             )
         case ReferralAction.end:
             return rules.end(
@@ -299,10 +390,14 @@ async def perform(
 ) -> ReferralOut:
     """Apply one action: 404 (tenancy), 412 (If-Match), then the table and the rules."""
     referral = await get_readable(session, principal, referral_id, for_update=True)
+    referral = await settle_deadlines(session, clock, referral)
     if if_match is not None and not if_match_allows(if_match, referral.version):
         raise PreconditionFailed()
     rules.check_state(referral, action)
     rules.check_time_rules(referral, action, clock.today)
+    if action in SEGREGATED_ACTIONS and await has_claimed_for(session, referral.id, principal):
+        # GEN 122 both ways: whoever claimed for a referral may not record its start or end.
+        raise SegregationOfDuties()
     programme = await programme_params(session, referral.programme)
     change = _decide(referral, programme, action, body, clock)
     for name, value in change.fields.items():
@@ -330,13 +425,65 @@ async def perform(
     return to_out(referral, principal, clock)
 
 
+async def update_participant(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    referral_id: str,
+    patch: ParticipantPatch,
+    if_match: str | None,
+) -> ReferralOut:
+    """JFS 4.23-4.24, domain.md §5a: Jobcentre Plus updates the participant's details on an
+    open referral (a merge patch; the NINO cannot change). One ``participant_changed`` event
+    names the fields that changed, never their values; a MAPPA referral still takes no
+    address, postcode or telephone numbers (SES 3.32)."""
+    referral = await get_readable(session, principal, referral_id, for_update=True)
+    referral = await settle_deadlines(session, clock, referral)
+    if if_match is not None and not if_match_allows(if_match, referral.version):
+        raise PreconditionFailed()
+    rules.check_participant_changeable(referral)
+    merged = rules.merge_patch(referral.participant, patch.as_merge_patch())
+    try:
+        participant = Participant.model_validate(merged)
+    except ValidationError as error:
+        # e.g. a required name removed with null: refused as a body that breaks the schema,
+        # with the messages only (never the values sent).
+        raise ValidationProblem(
+            errors=[
+                FieldError(field=".".join(str(p) for p in e["loc"]) or "body", message=e["msg"])
+                for e in error.errors(include_input=False)
+            ]
+        ) from None
+    rules.check_mappa(referral.mappa, participant.has_contact_details())
+    after = participant.model_dump(mode="json", exclude_none=True)
+    changed = rules.changed_fields(referral.participant, after)
+    if not changed:
+        return to_out(referral, principal, clock)
+    referral.participant = after
+    referral.updated_at = clock.now
+    await _record_event(
+        session,
+        referral,
+        EventType.participant_changed,
+        principal,
+        clock,
+        {"changed_fields": changed},
+        version=referral.version + 1,
+    )
+    await _flush_change(session)
+    return to_out(referral, principal, clock)
+
+
 # --- reading -------------------------------------------------------------------------------
 
 
 async def get_referral(
     session: AsyncSession, clock: Clock, principal: Principal, referral_id: str
 ) -> ReferralOut:
-    return to_out(await get_readable(session, principal, referral_id), principal, clock)
+    referral = await settle_deadlines(
+        session, clock, await get_readable(session, principal, referral_id)
+    )
+    return to_out(referral, principal, clock)
 
 
 async def list_referrals(
@@ -369,20 +516,21 @@ async def list_referrals(
     page, next_cursor = await fetch_page(
         session, statement.order_by(Referral.id), limit, lambda r: encode_cursor(r.id)
     )
-    return [to_out(r, principal, clock) for r in page], next_cursor
+    return [to_out(r, principal, clock) for r in await _settled(session, clock, page)], next_cursor
 
 
 async def search_referrals(
     session: AsyncSession, clock: Clock, principal: Principal, nino: str
 ) -> list[ReferralOut]:
     statement = readable_referrals(principal).where(Referral.nino == nino).order_by(Referral.id)
-    return [to_out(r, principal, clock) for r in (await session.scalars(statement)).all()]
+    found = await _settled(session, clock, (await session.scalars(statement)).all())
+    return [to_out(r, principal, clock) for r in found]
 
 
 async def referral_history(
-    session: AsyncSession, principal: Principal, referral_id: str
+    session: AsyncSession, clock: Clock, principal: Principal, referral_id: str
 ) -> list[EventOut]:
-    await get_readable(session, principal, referral_id)
+    await settle_deadlines(session, clock, await get_readable(session, principal, referral_id))
     statement = (
         readable_events(principal)
         .where(ReferralEvent.referral_id == referral_id)
@@ -392,11 +540,16 @@ async def referral_history(
 
 
 async def change_feed(
-    session: AsyncSession, principal: Principal, *, after: str | None, limit: int
+    session: AsyncSession, clock: Clock, principal: Principal, *, after: str | None, limit: int
 ) -> tuple[list[EventOut], str | None]:
     """Events in commit order: (transaction id, event id). On PostgreSQL, events of
     transactions that may still be in flight are held back until they settle, so a reader
-    polling with ``after`` never skips an event nor sees one twice."""
+    polling with ``after`` never skips an event nor sees one twice.
+
+    The feed is a read too (JFS 3.40, 5.08): closes that have fallen due among the caller's
+    referrals are recorded first, a page's worth at a time, so a CRM polling the feed learns
+    of them even while the job is down."""
+    await _settled(session, clock, await past_deadline(session, principal, clock.today, limit))
     statement = readable_events(principal)
     horizon = visible_horizon(session.get_bind().dialect.name)
     if horizon is not None:

@@ -56,6 +56,8 @@ class EventType(enum.StrEnum):
     backed_out = "backed_out"
     auto_did_not_attend = "auto_did_not_attend"
     auto_ended = "auto_ended"
+    # JFS 4.23-4.24: a change of circumstances (not a transition: the status stays).
+    participant_changed = "participant_changed"
 
 
 class ActorRole(enum.StrEnum):
