@@ -120,13 +120,15 @@ def serve(
     )
 
 
-jobs_cli = typer.Typer(help="The daily jobs (JFS 3.40 auto DNA, JFS 5.08 auto end).")
+jobs_cli = typer.Typer(
+    help="The daily jobs (JFS 3.40 auto DNA, JFS 5.08 auto end, JFS 1.33 retention)."
+)
 cli.add_typer(jobs_cli, name="jobs")
 
 
 @jobs_cli.command("run")
 def run_job_command(
-    job: Annotated[str, typer.Argument(help="auto-dna or auto-end")],
+    job: Annotated[str, typer.Argument(help="auto-dna, auto-end or retention")],
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="YYYY-MM-DD; today by default, never later.")
     ] = None,
@@ -141,7 +143,7 @@ def run_job_command(
     try:
         chosen = Job(job)
     except ValueError as error:
-        raise typer.BadParameter("job must be auto-dna or auto-end") from error
+        raise typer.BadParameter("job must be auto-dna, auto-end or retention") from error
     settings = Settings()
 
     async def run() -> str:

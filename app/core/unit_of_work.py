@@ -74,6 +74,7 @@ class UnitOfWorkMiddleware:
                         scope["method"], scope["path"], sent
                     ),
                     ttl=timedelta(hours=self.settings.idempotency_ttl_hours),
+                    secret=self._secret,
                 )
                 if claim.outcome is idempotency.ClaimOutcome.replay and claim.response:
                     stored = claim.response
@@ -89,6 +90,11 @@ class UnitOfWorkMiddleware:
                     return
                 record_id = claim.record_id
         await self._run(scope, receive, send, record_id)
+
+    @property
+    def _secret(self) -> str:
+        # Start-up refuses to run without one (Settings.missing_keys).
+        return self.settings.idempotency_secret or ""
 
     def _caller(self, scope: Scope) -> str | None:
         """The caller's identity for the key, or None when the token is not valid (the app
@@ -134,7 +140,7 @@ class UnitOfWorkMiddleware:
             try:
                 if status < 400:
                     if record_id is not None:
-                        await idempotency.complete(session, record_id, stored)
+                        await idempotency.complete(session, record_id, stored, secret=self._secret)
                     await session.commit()
                 else:
                     await session.rollback()
@@ -153,6 +159,6 @@ class UnitOfWorkMiddleware:
         # gets the same answer. A server error is forgotten so that a retry may succeed.
         if stored.status < 500:
             async with self.sessions() as session, session.begin():
-                await idempotency.complete(session, record_id, stored)
+                await idempotency.complete(session, record_id, stored, secret=self._secret)
         else:
             await idempotency.release(self.sessions, record_id)

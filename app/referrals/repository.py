@@ -42,8 +42,13 @@ async def get_readable(
     return referral
 
 
-async def prior_referrals(session: AsyncSession, nino: str, programme: str) -> list[Referral]:
-    statement = select(Referral).where(Referral.nino == nino, Referral.programme == programme)
+async def prior_referrals(
+    session: AsyncSession, nino_digests: list[str], programme: str
+) -> list[Referral]:
+    """The participant's referrals on the programme, erased ones included (domain.md §10)."""
+    statement = select(Referral).where(
+        Referral.nino_digest.in_(nino_digests), Referral.programme == programme
+    )
     return list((await session.scalars(statement)).all())
 
 

@@ -35,6 +35,7 @@ from app.core.problems import (
 )
 from app.programmes.schemas import ProgrammeCode
 from app.referrals import service
+from app.referrals.digests import Digests
 from app.referrals.schemas import (
     BackOutBody,
     CancelBody,
@@ -81,9 +82,10 @@ async def create_referral(
     session: Session,
     clock: RequestClock,
     response: Response,
+    digests: Digests,
 ) -> ReferralOut:
     """Refer a participant to a provider (domain.md §5). The referral date is today."""
-    referral = await service.create_referral(session, clock, principal, body)
+    referral = await service.create_referral(session, clock, principal, body, digests)
     response.headers["Location"] = f"/v1/referrals/{referral.id}"
     response.headers["ETag"] = etag(referral.version)
     return referral
@@ -120,11 +122,11 @@ async def list_referrals(
 
 @router.post("/search", operation_id="searchReferrals", response_model=ReferralSearchResult)
 async def search_referrals(
-    body: SearchBody, principal: Reader, session: Session, clock: RequestClock
+    body: SearchBody, principal: Reader, session: Session, clock: RequestClock, digests: Digests
 ) -> ReferralSearchResult:
     """Find referrals by NINO. A POST, so that the NINO never appears in a URL."""
     return ReferralSearchResult(
-        items=await service.search_referrals(session, clock, principal, body.nino)
+        items=await service.search_referrals(session, clock, principal, digests, body.nino)
     )
 
 
@@ -153,10 +155,12 @@ async def get_referral(
     responses=problem_responses(NotFound),
 )
 async def get_referral_history(
-    referral_id: ReferralId, principal: Reader, session: Session
+    referral_id: ReferralId, principal: Reader, session: Session, clock: RequestClock
 ) -> EventHistory:
     """Every change of the referral, oldest first (append-only)."""
-    return EventHistory(items=await service.referral_history(session, principal, referral_id))
+    return EventHistory(
+        items=await service.referral_history(session, clock, principal, referral_id)
+    )
 
 
 # --- actions, from the transition table ----------------------------------------------------
@@ -223,7 +227,7 @@ def _register(action: ReferralAction, operation_id: str, body_model: Any, summar
         body: Any,
     ) -> ReferralOut:
         referral = await service.perform(
-            session, clock, principal, referral_id, action, body, if_match
+            session, clock, principal, referral_id, action, body, if_match, operation_id
         )
         response.headers["ETag"] = etag(referral.version)
         return referral

@@ -4,13 +4,15 @@ unit-of-work middleware commits (style.md, one transaction per request)."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.audit.service import record_read
 from app.claims.service import void_attachment_claims
 from app.contracts.repository import contract_in_force
 from app.core.auth import Principal
@@ -26,6 +28,7 @@ from app.core.problems import (
 )
 from app.programmes.service import ProgrammeParams, programme_params
 from app.referrals import rules
+from app.referrals.digests import NinoDigests
 from app.referrals.models import Referral, ReferralEvent
 from app.referrals.repository import (
     get_readable,
@@ -59,6 +62,8 @@ from app.referrals.states import (
     ReferralStatus,
 )
 from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS
+
+M = TypeVar("M", bound=BaseModel)
 
 ActionBody = (
     RejectBody | CancelBody | DidNotAttendBody | DidNotStartBody | StartBody | EndBody | BackOutBody
@@ -110,16 +115,26 @@ def to_out(referral: Referral, principal: Principal, clock: Clock) -> ReferralOu
         re_referral=referral.re_referral,
         mappa=referral.mappa,
         mappa_notice=rules.MAPPA_NOTICE if referral.mappa else None,
+        erased_at=referral.erased_at,
         auto_dna_on=referral.auto_dna_on,
         auto_end_on=referral.auto_end_on,
-        participant=Participant.model_validate(referral.participant),
-        markers=Markers.model_validate(referral.markers),
-        details=Details.model_validate(referral.details),
+        participant=_validated(Participant, referral.participant),
+        markers=_validated(Markers, referral.markers),
+        details=_validated(Details, referral.details),
         allowed_actions=allowed_actions(referral, principal, clock),
         version=referral.version,
         created_at=referral.created_at,
         updated_at=referral.updated_at,
     )
+
+
+def _validated(model: type[M], value: dict[str, Any] | None) -> M | None:
+    return None if value is None else model.model_validate(value)
+
+
+def shown(referrals: list[Referral]) -> list[str]:
+    """The referrals whose personal data a response shows (an erased one shows none)."""
+    return [r.id for r in referrals if r.erased_at is None]
 
 
 def event_cursor(event: ReferralEvent) -> str:
@@ -180,7 +195,11 @@ async def _record_event(
 
 
 async def create_referral(
-    session: AsyncSession, clock: Clock, principal: Principal, body: ReferralCreate
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    body: ReferralCreate,
+    digests: NinoDigests,
 ) -> ReferralOut:
     """domain.md §5: contract, open referral (JFS 5.19), re-referral (JFS 3.42, 5.16)."""
     rules.check_mappa(body.markers.mappa, body.participant.has_contact_details())
@@ -191,7 +210,7 @@ async def create_referral(
     )
     if contract is None:
         raise NoContract()
-    prior = await prior_referrals(session, body.participant.nino, programme.code)
+    prior = await prior_referrals(session, digests.every(body.participant.nino), programme.code)
     re_referral = rules.classify_new_referral(prior, programme.max_re_referrals)
     participant = body.participant.model_dump(mode="json", exclude_none=True)
     referral = Referral(
@@ -200,7 +219,7 @@ async def create_referral(
         provider_id=body.provider_id,
         contract_id=contract.id,
         status=ReferralStatus.referred,
-        nino=body.participant.nino,
+        nino_digest=digests.current(body.participant.nino),
         referral_date=referral_date,
         acknowledgement_due=rules.acknowledgement_deadline(
             referral_date, programme.acknowledge_working_days
@@ -241,6 +260,7 @@ async def create_referral(
         version=referral.version,
     )
     await session.flush()
+    await record_read(session, principal, clock, "createReferral", [referral.id])
     return to_out(referral, principal, clock)
 
 
@@ -296,6 +316,7 @@ async def perform(
     action: ReferralAction,
     body: ActionBody | None,
     if_match: str | None,
+    operation: str,
 ) -> ReferralOut:
     """Apply one action: 404 (tenancy), 412 (If-Match), then the table and the rules."""
     referral = await get_readable(session, principal, referral_id, for_update=True)
@@ -327,6 +348,7 @@ async def perform(
     if action is ReferralAction.back_out:
         # SES 3.15: the attachment fee was earned by a start that did not happen.
         await void_attachment_claims(session, clock, principal, referral.id)
+    await record_read(session, principal, clock, operation, shown([referral]))
     return to_out(referral, principal, clock)
 
 
@@ -336,7 +358,9 @@ async def perform(
 async def get_referral(
     session: AsyncSession, clock: Clock, principal: Principal, referral_id: str
 ) -> ReferralOut:
-    return to_out(await get_readable(session, principal, referral_id), principal, clock)
+    referral = await get_readable(session, principal, referral_id)
+    await record_read(session, principal, clock, "getReferral", shown([referral]))
+    return to_out(referral, principal, clock)
 
 
 async def list_referrals(
@@ -369,20 +393,30 @@ async def list_referrals(
     page, next_cursor = await fetch_page(
         session, statement.order_by(Referral.id), limit, lambda r: encode_cursor(r.id)
     )
+    await record_read(session, principal, clock, "listReferrals", shown(page))
     return [to_out(r, principal, clock) for r in page], next_cursor
 
 
 async def search_referrals(
-    session: AsyncSession, clock: Clock, principal: Principal, nino: str
+    session: AsyncSession, clock: Clock, principal: Principal, digests: NinoDigests, nino: str
 ) -> list[ReferralOut]:
-    statement = readable_referrals(principal).where(Referral.nino == nino).order_by(Referral.id)
-    return [to_out(r, principal, clock) for r in (await session.scalars(statement)).all()]
+    # An erased referral is no longer found by the NINO (api-contract.md, eraseReferral).
+    statement = (
+        readable_referrals(principal)
+        .where(Referral.nino_digest.in_(digests.every(nino)), Referral.erased_at.is_(None))
+        .order_by(Referral.id)
+    )
+    found = list((await session.scalars(statement)).all())
+    await record_read(session, principal, clock, "searchReferrals", shown(found))
+    return [to_out(r, principal, clock) for r in found]
 
 
 async def referral_history(
-    session: AsyncSession, principal: Principal, referral_id: str
+    session: AsyncSession, clock: Clock, principal: Principal, referral_id: str
 ) -> list[EventOut]:
-    await get_readable(session, principal, referral_id)
+    referral = await get_readable(session, principal, referral_id)
+    # The history's notes and reasons may be personal data.
+    await record_read(session, principal, clock, "getReferralHistory", shown([referral]))
     statement = (
         readable_events(principal)
         .where(ReferralEvent.referral_id == referral_id)

@@ -56,6 +56,9 @@ class EventType(enum.StrEnum):
     backed_out = "backed_out"
     auto_did_not_attend = "auto_did_not_attend"
     auto_ended = "auto_ended"
+    # GEN 136, JFS 1.33: the participant's personal data was erased (on request, or at the
+    # end of the contract's records retention).
+    erased = "erased"
 
 
 class ActorRole(enum.StrEnum):
