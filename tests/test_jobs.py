@@ -322,7 +322,7 @@ async def test_schedulers_of_several_replicas_do_the_work_once(
     assert [e["type"] for e in await _history(client, rid)] == ["created", "auto_did_not_attend"]
     runs = (await client.get("/v1/jobs/runs", headers=ADMIN)).json()["items"]
     if is_postgres:
-        assert sorted(r["job"] for r in runs) == ["auto-dna", "auto-end"]
+        assert sorted(r["job"] for r in runs) == ["auto-dna", "auto-end", "retention"]
 
 
 async def test_the_jobs_read_only_what_is_due_through_their_indexes(
