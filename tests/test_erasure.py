@@ -11,6 +11,12 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import inspect, text
 
+from app.privacy.rules import (
+    NON_PERSONAL_EVENT_FIELDS,
+    PERSONAL_EVENT_FIELDS,
+    erased_event_data,
+)
+from app.referrals.schemas import EventOut
 from tests.claim_support import CLERK_A
 from tests.helpers import JCP, POST, PROVIDER_A, Api, act, assert_problem, create_referral
 
@@ -258,3 +264,16 @@ async def test_erasure_deletes_stored_answers_so_a_replay_runs_afresh(
     after = await client.post("/v1/referrals/search", **search)  # type: ignore[arg-type]
     assert after.headers.get("idempotent-replayed") is None
     assert after.json()["items"] == []
+
+
+def test_every_event_field_is_either_kept_or_erased() -> None:
+    """domain.md §10: each field an event can carry is classified, so none is kept by
+    accident; an unknown field (a future event type's) is erased by default."""
+    envelope = {"id", "cursor", "referral_id", "type", "occurred_at", "actor", "status"}
+    envelope |= {"version", "provider_id"}
+    carried = set(EventOut.model_fields) - envelope
+    assert carried <= NON_PERSONAL_EVENT_FIELDS | PERSONAL_EVENT_FIELDS
+    assert not NON_PERSONAL_EVENT_FIELDS & PERSONAL_EVENT_FIELDS
+    data = {"reason": "other", "note": "Ada rang", "end_code": 1, "new_field": "Ada"}
+    assert erased_event_data("rejected", data) == {"reason": "other", "end_code": 1}
+    assert erased_event_data("backed_out", {"reason": "Ada's start was wrong"}) == {}
