@@ -1,4 +1,5 @@
-"""Command line: ``prap serve``, ``migrate``, ``token``, ``openapi``, ``demo``."""
+"""Command line: ``prap serve``, ``migrate``, ``token``, ``openapi``, ``demo``, ``jobs run``,
+``rekey-nino-digests``."""
 
 from __future__ import annotations
 
@@ -118,6 +119,29 @@ def serve(
         env_file=None,
         forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
     )
+
+
+@cli.command("rekey-nino-digests")
+def rekey_nino_digests_command() -> None:
+    """After rotating PRAP_NINO_DIGEST_KEY (the old key moved to
+    PRAP_NINO_DIGEST_PREVIOUS_KEYS): store every referral's digest under the new key."""
+    from app.core.database import create_engine, create_session_factory
+    from app.privacy.service import rekey_nino_digests
+    from app.referrals.digests import NinoDigests
+
+    settings = Settings()
+    if not settings.nino_digest_keys:
+        raise typer.BadParameter("set PRAP_NINO_DIGEST_KEY (or PRAP_SANDBOX=1)")
+
+    async def run() -> int:
+        engine = create_engine(settings)
+        try:
+            sessions = create_session_factory(engine)
+            return await rekey_nino_digests(sessions, NinoDigests(settings.nino_digest_keys))
+        finally:
+            await engine.dispose()
+
+    typer.echo(json.dumps({"rekeyed": asyncio.run(run())}))
 
 
 jobs_cli = typer.Typer(

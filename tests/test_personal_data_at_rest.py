@@ -12,8 +12,9 @@ from sqlalchemy import text
 from app.core.settings import Settings
 from app.idempotency.sealing import seal, unseal
 from app.main import create_app
+from app.privacy.service import rekey_nino_digests
 from app.referrals.digests import NinoDigests, nino_digest
-from tests.helpers import JCP, Api, referral_body
+from tests.helpers import JCP, Api, assert_problem, create_referral, referral_body
 
 
 async def test_stored_answers_hold_no_personal_data_in_clear(
@@ -80,3 +81,31 @@ async def test_start_up_stops_without_keys_outside_the_sandbox() -> None:
         async with application.router.lifespan_context(application):
             pass
     await application.state.engine.dispose()
+
+
+async def test_rotating_the_digest_key_keeps_the_rules_working(
+    app: FastAPI, client: AsyncClient, api: Api
+) -> None:
+    """domain.md §10, JFS 5.19: after a rotation (new key, old one kept as previous) and a
+    re-key, the open referral is stored under the new key and still blocks a second one, and
+    searching by the NINO still finds it."""
+    await api.set_today("2026-03-02")
+    await api.create_contract()
+    open_referral = await create_referral(client)
+    old_keys = app.state.settings.nino_digest_keys
+    rotated = NinoDigests(("a-new-key", *old_keys))
+    assert await rekey_nino_digests(app.state.sessions, rotated) == 1
+    async with app.state.engine.connect() as connection:
+        stored = await connection.scalar(text("SELECT nino_digest FROM referrals"))
+    assert stored == rotated.current("AB123456C")
+    settings = app.state.settings
+    try:
+        app.state.settings = settings.model_copy(
+            update={"nino_digest_key": "a-new-key", "nino_digest_previous_keys": old_keys[0]}
+        )
+        again = await client.post("/v1/referrals", headers=JCP, json=referral_body())
+        assert_problem(again, 409, "open-referral-exists")
+        found = await client.post("/v1/referrals/search", headers=JCP, json={"nino": "AB123456C"})
+        assert [r["id"] for r in found.json()["items"]] == [open_referral["id"]]
+    finally:
+        app.state.settings = settings

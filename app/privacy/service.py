@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from sqlalchemy import String, Table, bindparam, delete, insert, literal, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.service import reads_of_all, record_read
 from app.claims.models import Claim
@@ -228,3 +228,37 @@ async def subject_access(
     return SubjectAccessOut(
         referrals=items, claims=[ClaimOut.model_validate(c) for c in claims], reads=reads
     )
+
+
+async def rekey_nino_digests(
+    sessions: async_sessionmaker[AsyncSession], digests: NinoDigests, *, batch_size: int = 1_000
+) -> int:
+    """After a rotation of ``PRAP_NINO_DIGEST_KEY``: store every referral that still has its
+    NINO under the current key, a committed batch at a time. Erased referrals keep their digest
+    (their NINO is gone), so the key they were made with stays in
+    ``PRAP_NINO_DIGEST_PREVIOUS_KEYS`` for as long as their rules matter."""
+    changed = 0
+    after = ""
+    while True:
+        async with sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    select(Referral.id, Referral.nino_digest, Referral.participant)
+                    .where(Referral.id > after, Referral.participant.is_not(None))
+                    .order_by(Referral.id)
+                    .limit(batch_size)
+                )
+            ).all()
+            if not rows:
+                return changed
+            for row in rows:
+                current = digests.current(str(row.participant["nino"]))
+                if current != row.nino_digest:
+                    await session.execute(
+                        update(Referral)
+                        .where(Referral.id == row.id)
+                        .values(nino_digest=current)
+                        .execution_options(synchronize_session=False)
+                    )
+                    changed += 1
+            after = rows[-1].id
