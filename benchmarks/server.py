@@ -19,6 +19,8 @@ def server_env(database_url: str, secret: str = BENCH_SECRET) -> dict[str, str]:
     return os.environ | {
         "PRAP_DATABASE_URL": database_url,
         "PRAP_JWT_SECRET": secret,
+        "PRAP_NINO_DIGEST_KEY": "bench-nino-digest-key",
+        "PRAP_IDEMPOTENCY_ENCRYPTION_KEY": "bench-idempotency-key",
         "PRAP_SANDBOX": "0",
         "PRAP_SCHEDULER": "0",
         "PRAP_LOG_LEVEL": "WARNING",
