@@ -7,20 +7,41 @@ response that rolled back leaves no record of a read that never reached anyone.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import ReferralRead
 from app.audit.schemas import ReadOut
 from app.core.auth import Principal
 from app.core.clock import Clock
+from app.core.database import UTCDateTime
 from app.core.ids import new_id
 from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.referrals.schemas import Actor
 from app.referrals.states import ActorRole
+
+# One statement whatever the number of referrals, and the same statement every time (so it
+# is compiled and prepared once): the ids travel as one array parameter.
+_INSERT_READ = """
+INSERT INTO referral_reads
+    (read_id, referral_id, at, actor_sub, actor_role, actor_provider_id, operation)
+SELECT :read_id, {id}, {at}, :sub, :role, :provider_id, :operation
+FROM {source}
+"""
+_TYPES = (bindparam("at", type_=UTCDateTime()),)
+_INSERT_READ_PG = text(
+    _INSERT_READ.format(
+        id="t.referral_id",
+        at="CAST(:at AS timestamptz)",
+        source="unnest(CAST(:ids AS varchar[])) WITH ORDINALITY AS t(referral_id, n) ORDER BY n",
+    )
+).bindparams(*_TYPES)
+_INSERT_READ_SQLITE = text(
+    _INSERT_READ.format(id="value", at=":at", source="json_each(:ids) ORDER BY key")
+).bindparams(*_TYPES)
 
 # The ids a request showed, for other per-request records (the idempotency store links its
 # stored answer to them, so that erasure can find and delete it).
@@ -40,20 +61,19 @@ async def record_read(
     if not ids:
         return
     session.info.setdefault(SHOWN_REFERRALS, set()).update(ids)
-    read_id = new_id()
-    rows: list[dict[str, Any]] = [
+    postgres = session.get_bind().dialect.name == "postgresql"
+    await session.execute(
+        _INSERT_READ_PG if postgres else _INSERT_READ_SQLITE,
         {
-            "read_id": read_id,
-            "referral_id": referral_id,
+            "read_id": new_id(),
+            "ids": ids if postgres else json.dumps(ids),
             "at": clock.now,
-            "actor_sub": principal.sub,
-            "actor_role": str(principal.role),
-            "actor_provider_id": principal.provider_id,
+            "sub": principal.sub,
+            "role": str(principal.role),
+            "provider_id": principal.provider_id,
             "operation": operation,
-        }
-        for referral_id in ids
-    ]
-    await session.execute(insert(ReferralRead).values(rows))
+        },
+    )
 
 
 def shown_referrals(session: AsyncSession) -> set[str]:
