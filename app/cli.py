@@ -1,4 +1,5 @@
-"""Command line: ``prap serve``, ``migrate``, ``token``, ``openapi``, ``demo``."""
+"""Command line: ``prap serve``, ``migrate``, ``token``, ``openapi``, ``demo``, ``jobs run``,
+``rekey-nino-digests``."""
 
 from __future__ import annotations
 
@@ -120,13 +121,38 @@ def serve(
     )
 
 
-jobs_cli = typer.Typer(help="The daily jobs (JFS 3.40 auto DNA, JFS 5.08 auto end).")
+@cli.command("rekey-nino-digests")
+def rekey_nino_digests_command() -> None:
+    """After rotating PRAP_NINO_DIGEST_KEY (the old key moved to
+    PRAP_NINO_DIGEST_PREVIOUS_KEYS): store every referral's digest under the new key."""
+    from app.core.database import create_engine, create_session_factory
+    from app.privacy.service import rekey_nino_digests
+    from app.referrals.digests import NinoDigests
+
+    settings = Settings()
+    if not settings.nino_digest_keys:
+        raise typer.BadParameter("set PRAP_NINO_DIGEST_KEY (or PRAP_SANDBOX=1)")
+
+    async def run() -> int:
+        engine = create_engine(settings)
+        try:
+            sessions = create_session_factory(engine)
+            return await rekey_nino_digests(sessions, NinoDigests(settings.nino_digest_keys))
+        finally:
+            await engine.dispose()
+
+    typer.echo(json.dumps({"rekeyed": asyncio.run(run())}))
+
+
+jobs_cli = typer.Typer(
+    help="The daily jobs (JFS 3.40 auto DNA, JFS 5.08 auto end, JFS 1.33 retention)."
+)
 cli.add_typer(jobs_cli, name="jobs")
 
 
 @jobs_cli.command("run")
 def run_job_command(
-    job: Annotated[str, typer.Argument(help="auto-dna or auto-end")],
+    job: Annotated[str, typer.Argument(help="auto-dna, auto-end or retention")],
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="YYYY-MM-DD; today by default, never later.")
     ] = None,
@@ -141,7 +167,7 @@ def run_job_command(
     try:
         chosen = Job(job)
     except ValueError as error:
-        raise typer.BadParameter("job must be auto-dna or auto-end") from error
+        raise typer.BadParameter("job must be auto-dna, auto-end or retention") from error
     settings = Settings()
 
     async def run() -> str:

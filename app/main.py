@@ -17,6 +17,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from app.audit.router import router as audit_router
 from app.claims.router import router as claims_router
 from app.contracts.router import router as contracts_router
 from app.core.auth import Principal, Role, require
@@ -43,6 +44,7 @@ from app.events.router import router as events_router
 from app.jobs.router import router as jobs_router
 from app.jobs.scheduler import scheduler_loop
 from app.payments.router import router as payments_router
+from app.privacy.router import router as privacy_router
 from app.programmes.router import router as programmes_router
 from app.referrals.router import router as referrals_router
 from app.sandbox.router import router as sandbox_router
@@ -145,8 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         warm_calendar()
         if missing := settings.missing_keys():
             raise RuntimeError(
-                f"Missing keys: set {' and '.join(missing)} (or PRAP_SANDBOX=1 for development "
-                "defaults)."
+                f"Missing keys: set {', '.join(missing)} (or PRAP_SANDBOX=1 for development)."
             )
         scheduler = (
             asyncio.create_task(scheduler_loop(sessions, settings), name="prap-scheduler")
@@ -211,6 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # In the order of api-contract.md's tables, so the document reads the same way.
     for router in (
         referrals_router,
+        privacy_router,
         events_router,
         claims_router,
         payments_router,
@@ -218,6 +220,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         contracts_router,
         credits_router,
         jobs_router,
+        audit_router,
         sandbox_router,
     ):
         app.include_router(router)

@@ -1,9 +1,10 @@
 """Every ORM model, imported in one place for Alembic's autogenerate and ``alembic check``."""
 
+from app.audit.models import ReferralRead
 from app.claims.models import Claim, ClaimEvent
 from app.contracts.models import Contract
 from app.core.database import Base
-from app.idempotency.models import IdempotencyRecord
+from app.idempotency.models import IdempotencyRecord, IdempotencyReferral
 from app.jobs.models import JobRun
 from app.payments.models import PaymentLine, PaymentRun
 from app.programmes.models import Programme
@@ -16,11 +17,13 @@ __all__ = [
     "ClaimEvent",
     "Contract",
     "IdempotencyRecord",
+    "IdempotencyReferral",
     "JobRun",
     "PaymentLine",
     "PaymentRun",
     "Programme",
     "Referral",
     "ReferralEvent",
+    "ReferralRead",
     "SandboxClock",
 ]

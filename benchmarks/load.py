@@ -163,11 +163,11 @@ async def seed_pgbench_rows(url: str) -> None:
     async with engine.begin() as connection:
         await connection.execute(
             text(
-                "INSERT INTO referrals (id, programme, provider_id, contract_id, status, nino,"
-                " referral_date, acknowledgement_due, auto_dna_on, re_referral, mappa,"
+                "INSERT INTO referrals (id, programme, provider_id, contract_id, status,"
+                " nino_digest, referral_date, acknowledgement_due, auto_dna_on, re_referral, mappa,"
                 " participant, markers, details, created_at, updated_at, version)"
                 " SELECT lpad(to_hex(g), 26, '0'), 'JFS', 'P0', 'LOAD-P0', 'ended',"
-                " 'ZZ' || lpad(g::text, 7, '0'), CURRENT_DATE, CURRENT_DATE, CURRENT_DATE,"
+                " md5(g::text) || md5(g::text), CURRENT_DATE, CURRENT_DATE, CURRENT_DATE,"
                 " false, false, '{}'::json, '{}'::json, '{}'::json, now(), now(), 1"
                 " FROM generate_series(1, :rows) AS g"
             ),

@@ -23,6 +23,8 @@ def server_env(
         "PRAP_DATABASE_URL": database_url,
         "PRAP_JWT_SECRET": secret,
         "PRAP_SECRET_KEY": "bench-server-secret",
+        "PRAP_NINO_DIGEST_KEY": "bench-nino-digest-key",
+        "PRAP_IDEMPOTENCY_ENCRYPTION_KEY": "bench-idempotency-key",
         "PRAP_SANDBOX": "0",
         "PRAP_SCHEDULER": "0",
         "PRAP_LOG_LEVEL": log_level,

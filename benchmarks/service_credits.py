@@ -72,7 +72,7 @@ WITH s AS (
            k2 < (ARRAY{list(CSS2_LATE)})[m] AS late2
     FROM s
 )
-INSERT INTO referrals (id, programme, provider_id, contract_id, status, nino, referral_date,
+INSERT INTO referrals (id, programme, provider_id, contract_id, status, nino_digest, referral_date,
     acknowledgement_due, auto_dna_on, auto_end_on, start_date, initial_meeting_due,
     outcome_recorded_due, outcome_recorded_on, initial_meeting_date, cancellation_reason,
     rejection_reason, closed_by, re_referral, mappa, participant, markers, details,
@@ -80,7 +80,7 @@ INSERT INTO referrals (id, programme, provider_id, contract_id, status, nino, re
 SELECT lpad(to_hex(g), 26, '0'), 'JFS', 'P0', '{CONTRACT}',
        CASE kind WHEN 'rejected' THEN 'rejected' WHEN 'started' THEN 'ended'
                  ELSE 'cancelled' END,
-       'AB' || lpad((g % 1000000)::text, 6, '0') || 'C',
+       md5(g::text) || md5(g::text),
        d, d + 1, d + 30,
        CASE WHEN kind = 'started' THEN d + 30 + CASE WHEN late1 THEN 13 ELSE k1 % 12 END END,
        CASE WHEN kind = 'started' THEN d + CASE WHEN late1 THEN 13 ELSE k1 % 12 END END,

@@ -31,9 +31,11 @@ MUTABLE_TABLES = (
     "referral_events",
     "referrals",
     "contracts",
+    "idempotency_referrals",
     "idempotency_records",
     "sandbox_clock",
     "job_runs",
+    "referral_reads",
 )
 
 

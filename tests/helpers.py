@@ -88,6 +88,7 @@ class Api:
         attachment_fee_pence: int | None = 50_000,
         job_outcome_fee_pence: int | None = 100_000,
         sustainment_fee_pence: int | None = 150_000,
+        records_retention_end_date: str | None = None,
     ) -> dict[str, Any]:
         response = await self.client.post(
             "/v1/contracts",
@@ -101,6 +102,7 @@ class Api:
                 "attachment_fee_pence": attachment_fee_pence,
                 "job_outcome_fee_pence": job_outcome_fee_pence,
                 "sustainment_fee_pence": sustainment_fee_pence,
+                "records_retention_end_date": records_retention_end_date,
             },
         )
         assert response.status_code == 201, response.text

@@ -239,14 +239,18 @@ async def test_two_servers_on_one_database(
 async def test_scheduler_runs_each_job_once_a_day(
     app: FastAPI, settings: Settings, api: Api, client: AsyncClient
 ) -> None:
-    """The in-server scheduler (PRAP_SCHEDULER=1) runs both jobs; a second tick the same day
-    does nothing."""
+    """The in-server scheduler (PRAP_SCHEDULER=1) runs every job (retention included, JFS
+    1.33); a second tick the same day does nothing."""
     await api.set_today("2026-03-02")
     await api.create_contract()
     await create_referral(client)
     await api.set_today("2026-04-02")
     first = await run_daily_jobs(app.state.sessions, settings)
-    assert sorted((str(r.job), r.changed) for r in first) == [("auto-dna", 1), ("auto-end", 0)]
+    assert sorted((str(r.job), r.changed) for r in first) == [
+        ("auto-dna", 1),
+        ("auto-end", 0),
+        ("retention", 0),
+    ]
     assert await run_daily_jobs(app.state.sessions, settings) == []
     runs = (await client.get("/v1/jobs/runs", headers=ADMIN)).json()["items"]
     assert {r["trigger"] for r in runs} == {"scheduler"}
@@ -318,7 +322,7 @@ async def test_schedulers_of_several_replicas_do_the_work_once(
     assert [e["type"] for e in await _history(client, rid)] == ["created", "auto_did_not_attend"]
     runs = (await client.get("/v1/jobs/runs", headers=ADMIN)).json()["items"]
     if is_postgres:
-        assert sorted(r["job"] for r in runs) == ["auto-dna", "auto-end"]
+        assert sorted(r["job"] for r in runs) == ["auto-dna", "auto-end", "retention"]
 
 
 async def test_the_jobs_read_only_what_is_due_through_their_indexes(

@@ -28,4 +28,6 @@ class Contract(Base):
     attachment_fee_pence: Mapped[int | None] = mapped_column(BigInteger)
     job_outcome_fee_pence: Mapped[int | None] = mapped_column(BigInteger)
     sustainment_fee_pence: Mapped[int | None] = mapped_column(BigInteger)
+    # JFS 1.33: after this day the contract's closed referrals are erased (the retention job).
+    records_retention_end_date: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -44,6 +44,11 @@ class ContractCreate(BaseModel):
     attachment_fee_pence: Pence | None = None
     job_outcome_fee_pence: Pence | None = None
     sustainment_fee_pence: Pence | None = None
+    records_retention_end_date: date | None = Field(
+        default=None,
+        description="Records Retention End Date (JFS 1.33): after it, the contract's closed "
+        "referrals are erased by the daily retention job.",
+    )
 
     @model_validator(mode="after")
     def _period(self) -> Self:
@@ -64,4 +69,5 @@ class ContractOut(BaseModel):
     attachment_fee_pence: int | None
     job_outcome_fee_pence: int | None
     sustainment_fee_pence: int | None
+    records_retention_end_date: date | None
     created_at: datetime

@@ -14,6 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SANDBOX_JWT_SECRET = "prap-sandbox-development-secret-not-for-production"
 # Likewise the server secret that every other key (cursors, ...) is derived from.
 SANDBOX_SECRET_KEY = "prap-sandbox-server-secret-not-for-production"
+# Likewise for the keyed NINO digest (domain.md §10) and the sealing of stored idempotent
+# answers: fixed so that a sandbox restarted on the same database still finds its data.
+SANDBOX_NINO_DIGEST_KEY = "prap-sandbox-nino-digest-key-not-for-production"
+SANDBOX_IDEMPOTENCY_KEY = "prap-sandbox-idempotency-key-not-for-production"
 
 
 class Settings(BaseSettings):
@@ -40,6 +44,19 @@ class Settings(BaseSettings):
         description="Test each pooled connection before use (a round trip per request).",
     )
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    nino_digest_key: str | None = Field(
+        default=None,
+        description="HMAC key of the NINO digest the open-referral and re-referral rules use.",
+    )
+    nino_digest_previous_keys: str | None = Field(
+        default=None,
+        description="Comma-separated keys the digest was made with before the current one; "
+        "still matched, so that a rotation keeps finding erased referrals.",
+    )
+    idempotency_encryption_key: str | None = Field(
+        default=None,
+        description="Secret from which each stored idempotent answer's own key is derived.",
+    )
 
     @property
     def jwt_algorithm(self) -> str:
@@ -65,11 +82,30 @@ class Settings(BaseSettings):
             return None
         return hmac.new(secret.encode(), f"prap/{purpose}".encode(), hashlib.sha256).digest()
 
+    @property
+    def nino_digest_keys(self) -> tuple[str, ...]:
+        """The current digest key first, then the previous ones; empty when there is none."""
+        current = self.nino_digest_key or (SANDBOX_NINO_DIGEST_KEY if self.sandbox else None)
+        if current is None:
+            return ()
+        previous = (self.nino_digest_previous_keys or "").split(",")
+        return (current, *(k.strip() for k in previous if k.strip()))
+
+    @property
+    def idempotency_secret(self) -> str | None:
+        if self.idempotency_encryption_key:
+            return self.idempotency_encryption_key
+        return SANDBOX_IDEMPOTENCY_KEY if self.sandbox else None
+
     def missing_keys(self) -> list[str]:
-        """The settings start-up needs and does not have (api-contract.md, Running it)."""
+        """The environment variables a service outside the sandbox still needs."""
         missing = []
         if self.jwt_verification_key is None:
             missing.append("PRAP_JWT_SECRET or PRAP_JWT_PUBLIC_KEY")
+        if not self.nino_digest_keys:
+            missing.append("PRAP_NINO_DIGEST_KEY")
+        if self.idempotency_secret is None:
+            missing.append("PRAP_IDEMPOTENCY_ENCRYPTION_KEY")
         if self.derived_key("check") is None:
             missing.append("PRAP_SECRET_KEY")
         return missing

@@ -92,6 +92,7 @@ class UnitOfWorkMiddleware:
                             scope["method"], scope["path"], sent
                         ),
                         ttl=timedelta(hours=self.settings.idempotency_ttl_hours),
+                        secret=self._secret,
                     )
                 except Exception as error:
                     if not database_unavailable(error):
@@ -120,6 +121,11 @@ class UnitOfWorkMiddleware:
         # discarded the broken connections and recovers by itself).
         logger.warning("database unavailable (%s): answered 503", type(error).__name__)
         await send_problem(send, ServiceUnavailable(detail))
+
+    @property
+    def _secret(self) -> str:
+        # Start-up refuses to run without one (Settings.missing_keys).
+        return self.settings.idempotency_secret or ""
 
     def _caller(self, scope: Scope) -> str | None:
         """The caller's identity for the key, or None when the token is not valid (the app
@@ -184,7 +190,7 @@ class UnitOfWorkMiddleware:
             try:
                 if status < 400:
                     if record_id is not None:
-                        await idempotency.complete(session, record_id, stored)
+                        await idempotency.complete(session, record_id, stored, secret=self._secret)
                     await session.commit()
                 else:
                     await session.rollback()
@@ -217,6 +223,6 @@ class UnitOfWorkMiddleware:
         # gets the same answer. A server error is forgotten so that a retry may succeed.
         if stored.status < 500:
             async with self.sessions() as session, session.begin():
-                await idempotency.complete(session, record_id, stored)
+                await idempotency.complete(session, record_id, stored, secret=self._secret)
         else:
             await idempotency.release(self.sessions, record_id)

@@ -19,12 +19,14 @@ import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.audit.service import shown_referrals
 from app.core.clock import real_now
-from app.idempotency.models import IdempotencyRecord
+from app.idempotency.models import IdempotencyRecord, IdempotencyReferral
+from app.idempotency.sealing import seal, unseal
 
 LEASE = timedelta(seconds=60)
 MAX_KEY_LENGTH = 255
@@ -71,6 +73,7 @@ async def claim(
     key: str,
     request_fingerprint: str,
     ttl: timedelta,
+    secret: str,
 ) -> Claim:
     now = real_now()
     async with sessions() as session, session.begin():
@@ -99,14 +102,19 @@ async def claim(
         if record.fingerprint != request_fingerprint:
             return Claim(ClaimOutcome.reused)
         if record.state == "completed" and record.response_status is not None:
-            return Claim(
-                ClaimOutcome.replay,
-                response=StoredResponse(
-                    status=record.response_status,
-                    headers=dict(record.response_headers or {}),
-                    body=(record.response_body or "").encode(),
-                ),
-            )
+            body = unseal(secret, caller, key, record.response_body or "")
+            if body is not None:
+                return Claim(
+                    ClaimOutcome.replay,
+                    response=StoredResponse(
+                        status=record.response_status,
+                        headers=dict(record.response_headers or {}),
+                        body=body,
+                    ),
+                )
+            # Sealed under a secret since rotated: the answer cannot be read back, and the
+            # work must not be done twice, so the key stays taken until it expires.
+            return Claim(ClaimOutcome.in_use)
         if record.locked_until > now:
             return Claim(ClaimOutcome.in_use)
         # The first request died without an answer: its work was rolled back with it.
@@ -123,16 +131,25 @@ async def _find(session: AsyncSession, caller: str, key: str) -> IdempotencyReco
     return (await session.execute(statement)).scalar_one_or_none()
 
 
-async def complete(session: AsyncSession, record_id: int, response: StoredResponse) -> None:
-    """Store the response in ``session``'s transaction (the request's own, on success)."""
+async def complete(
+    session: AsyncSession, record_id: int, response: StoredResponse, *, secret: str
+) -> None:
+    """Store the response, sealed, in ``session``'s transaction (the request's own, on
+    success), linked to the referrals whose personal data it shows."""
     record = await session.get(IdempotencyRecord, record_id)
     if record is None:
         return
     record.state = "completed"
     record.response_status = response.status
     record.response_headers = {k: v for k, v in response.headers.items() if k in REPLAYED_HEADERS}
-    record.response_body = response.body.decode()
+    record.response_body = seal(secret, record.caller, record.key, response.body)
     await session.flush()
+    if shown := sorted(shown_referrals(session)):
+        await session.execute(
+            insert(IdempotencyReferral).values(
+                [{"record_id": record_id, "referral_id": r} for r in shown]
+            )
+        )
 
 
 async def release(sessions: async_sessionmaker[AsyncSession], record_id: int) -> None:

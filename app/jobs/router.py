@@ -13,7 +13,14 @@ from app.core.deps import AppSettings, Session
 from app.core.pagination import CursorParam, Limit
 from app.core.problems import DateOutOfRange, problem_responses
 from app.jobs import service
-from app.jobs.schemas import AutoDnaRunOut, AutoEndRunOut, JobRunList, JobRunOut, JobRunRequest
+from app.jobs.schemas import (
+    AutoDnaRunOut,
+    AutoEndRunOut,
+    JobRunList,
+    JobRunOut,
+    JobRunRequest,
+    RetentionRunOut,
+)
 from app.sandbox.service import read_clock
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -76,6 +83,21 @@ async def run_auto_end(
     """End with code 45 every started referral whose allotted time has run (JFS 5.08)."""
     result = await _run(request, service.Job.auto_end, clock, body)
     return AutoEndRunOut(ended=result.changed, **_facts(result))
+
+
+@router.post(
+    "/retention/runs",
+    operation_id="runRetentionJob",
+    response_model=RetentionRunOut,
+    responses=problem_responses(DateOutOfRange),
+)
+async def run_retention(
+    request: Request, _admin: Admin, clock: JobClock, body: JobRunRequest | None = None
+) -> RetentionRunOut:
+    """Erase every closed referral of a contract whose Records Retention End Date is before
+    `as_of` (JFS 1.33, GEN 76-77), as erasure on request does."""
+    result = await _run(request, service.Job.retention, clock, body)
+    return RetentionRunOut(erased=result.changed, **_facts(result))
 
 
 def _facts(result: service.RunResult) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class JobName(enum.StrEnum):
     auto_dna = "auto-dna"
     auto_end = "auto-end"
+    retention = "retention"
 
 
 class JobTrigger(enum.StrEnum):
@@ -38,6 +39,12 @@ class AutoDnaRunOut(_RunFacts):
 
 class AutoEndRunOut(_RunFacts):
     ended: int = Field(description="Referrals ended with code 45 (JFS 5.08).")
+
+
+class RetentionRunOut(_RunFacts):
+    erased: int = Field(
+        description="Closed referrals erased, their contract's records retention over (JFS 1.33)."
+    )
 
 
 class JobRunOut(BaseModel):

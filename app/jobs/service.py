@@ -39,7 +39,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.clock import Clock
 from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.jobs.models import JobRun
-from app.referrals.models import Referral, ReferralEvent
+from app.privacy.service import retention_batch
+from app.referrals.models import EVENT_COLUMNS, Referral, ReferralEvent
 from app.referrals.states import (
     ActorRole,
     CancellationReason,
@@ -56,6 +57,8 @@ _EPOCH = date(1, 1, 1)
 class Job(enum.StrEnum):
     auto_dna = "auto-dna"
     auto_end = "auto-end"
+    # JFS 1.33: erase closed referrals past their contract's Records Retention End Date.
+    retention = "retention"
 
 
 class Trigger(enum.StrEnum):
@@ -219,19 +222,7 @@ async def _sqlite_batch(
     # The events first, from the rows as they stand, then the change itself.
     await session.execute(
         insert(typing.cast(Table, ReferralEvent.__table__)).from_select(
-            [
-                "txid",
-                "referral_id",
-                "provider_id",
-                "type",
-                "occurred_at",
-                "actor_sub",
-                "actor_role",
-                "actor_provider_id",
-                "referral_version",
-                "status",
-                "data",
-            ],
+            EVENT_COLUMNS,
             select(
                 literal(0),
                 Referral.id,
@@ -258,6 +249,24 @@ async def _sqlite_batch(
     return len(ids), (keys[-1][1], keys[-1].id)
 
 
+async def _batch(
+    session: AsyncSession,
+    job: Job,
+    clock: Clock,
+    as_of: date,
+    after: tuple[date, str],
+    batch_size: int,
+) -> tuple[int, tuple[date, str] | None]:
+    if job is Job.retention:
+        # Keyed on the referral id alone; the day part of the key stays at its start.
+        count, last_id = await retention_batch(session, clock, as_of, after[1], batch_size)
+        return count, None if last_id is None else (_EPOCH, last_id)
+    spec = SPECS[job]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    batch = _postgres_batch if postgres else _sqlite_batch
+    return await batch(session, spec, clock, as_of, after, batch_size)
+
+
 async def run_job(
     sessions: async_sessionmaker[AsyncSession],
     job: Job,
@@ -268,16 +277,13 @@ async def run_job(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> RunResult:
     """Run one job to completion, a committed batch at a time, and record the run."""
-    spec = SPECS[job]
     started = time.perf_counter()
     changed = 0
     batches = 0
     after: tuple[date, str] = (_EPOCH, "")
     while True:
         async with sessions() as session, session.begin():
-            postgres = session.get_bind().dialect.name == "postgresql"
-            batch = _postgres_batch if postgres else _sqlite_batch
-            count, last = await batch(session, spec, clock, as_of, after, batch_size)
+            count, last = await _batch(session, job, clock, as_of, after, batch_size)
         if last is None:
             break
         changed += count

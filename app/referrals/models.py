@@ -28,13 +28,14 @@ AUTO_END_STATUSES_SQL = "status = 'started'"
 class Referral(Base):
     __tablename__ = "referrals"
     __table_args__ = (
-        # Open-referral and re-referral checks look a participant up by NINO and programme.
-        Index("ix_referrals_nino_programme", "nino", "programme"),
+        # Open-referral and re-referral checks look a participant up by the digest of their
+        # NINO and programme (domain.md §10: the NINO itself may be erased).
+        Index("ix_referrals_nino_digest_programme", "nino_digest", "programme"),
         # JFS 5.19: one open referral per participant and programme, enforced by the database
         # so that two concurrent referrals cannot both get through.
         Index(
             "uq_referrals_open_participation",
-            "nino",
+            "nino_digest",
             "programme",
             unique=True,
             sqlite_where=text(OPEN_STATUSES_SQL),
@@ -66,7 +67,8 @@ class Referral(Base):
     provider_id: Mapped[str] = mapped_column(String(40))
     contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"))
     status: Mapped[str] = mapped_column(String(16))
-    nino: Mapped[str] = mapped_column(String(9))
+    # HMAC of the NINO (app.referrals.digests); the NINO itself is only in ``participant``.
+    nino_digest: Mapped[str] = mapped_column(String(64))
     referral_date: Mapped[date] = mapped_column(Date)
     acknowledgement_due: Mapped[date] = mapped_column(Date)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -96,10 +98,13 @@ class Referral(Base):
     # SES 3.15, JFS 3.37: set when POST backs out a start, cleared by the cancel that follows.
     start_backed_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     re_referral: Mapped[bool] = mapped_column(Boolean, default=False)
-    mappa: Mapped[bool] = mapped_column(Boolean, default=False)
-    participant: Mapped[dict[str, Any]] = mapped_column(JSON)
-    markers: Mapped[dict[str, Any]] = mapped_column(JSON)
-    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The personal data (SES 3.33). All null once erased (GEN 136, domain.md §10), the MAPPA
+    # flag included: whether someone is a MAPPA case is itself sensitive.
+    mappa: Mapped[bool | None] = mapped_column(Boolean, default=False)
+    participant: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    markers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
@@ -133,3 +138,19 @@ class ReferralEvent(Base):
     referral_version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# The columns a set-based ``INSERT ... SELECT`` of events fills (the jobs, erasure).
+EVENT_COLUMNS = [
+    "txid",
+    "referral_id",
+    "provider_id",
+    "type",
+    "occurred_at",
+    "actor_sub",
+    "actor_role",
+    "actor_provider_id",
+    "referral_version",
+    "status",
+    "data",
+]

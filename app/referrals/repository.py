@@ -45,8 +45,13 @@ async def get_readable(
     return referral
 
 
-async def prior_referrals(session: AsyncSession, nino: str, programme: str) -> list[Referral]:
-    statement = select(Referral).where(Referral.nino == nino, Referral.programme == programme)
+async def prior_referrals(
+    session: AsyncSession, nino_digests: list[str], programme: str
+) -> list[Referral]:
+    """The participant's referrals on the programme, erased ones included (domain.md §10)."""
+    statement = select(Referral).where(
+        Referral.nino_digest.in_(nino_digests), Referral.programme == programme
+    )
     return list((await session.scalars(statement)).all())
 
 
@@ -69,24 +74,28 @@ async def past_deadline(
     return found
 
 
-async def lock_participant(session: AsyncSession, nino: str) -> None:
+async def lock_participant(session: AsyncSession, nino_digest: str) -> None:
     """Serialise referrals of one participant (PostgreSQL; SQLite's writers already queue):
     rules across programmes, such as HTW 70's exclusive programmes, have no unique index to
     hold them, so two racing referrals to CWP and another programme must not both pass."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(nino, 0))))
+        await session.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended(nino_digest, 0)))
+        )
 
 
-async def referrals_of(session: AsyncSession, nino: str) -> list[Referral]:
+async def referrals_of(session: AsyncSession, nino_digests: list[str]) -> list[Referral]:
     """Every referral of a participant, on any programme."""
-    statement = select(Referral).where(Referral.nino == nino).order_by(Referral.id)
+    statement = select(Referral).where(Referral.nino_digest.in_(nino_digests)).order_by(Referral.id)
     return list((await session.scalars(statement)).all())
 
 
-async def open_programmes_elsewhere(session: AsyncSession, nino: str, programme: str) -> list[str]:
+async def open_programmes_elsewhere(
+    session: AsyncSession, nino_digests: list[str], programme: str
+) -> list[str]:
     """The programmes other than ``programme`` on which the participant has an open referral."""
     statement = select(Referral.programme).where(
-        Referral.nino == nino,
+        Referral.nino_digest.in_(nino_digests),
         Referral.programme != programme,
         Referral.status.in_([str(s) for s in ReferralStatus if s.is_open]),
     )

@@ -37,6 +37,7 @@ from app.core.problems import (
 )
 from app.programmes.schemas import ProgrammeCode
 from app.referrals import service
+from app.referrals.digests import Digests
 from app.referrals.schemas import (
     BackOutBody,
     CancelBody,
@@ -88,9 +89,10 @@ async def create_referral(
     session: Session,
     clock: RequestClock,
     response: Response,
+    digests: Digests,
 ) -> ReferralOut:
     """Refer a participant to a provider (domain.md §5). The referral date is today."""
-    referral = await service.create_referral(session, clock, principal, body)
+    referral = await service.create_referral(session, clock, principal, body, digests)
     response.headers["Location"] = f"/v1/referrals/{referral.id}"
     response.headers["ETag"] = etag(referral.version)
     return referral
@@ -127,11 +129,11 @@ async def list_referrals(
 
 @router.post("/search", operation_id="searchReferrals", response_model=ReferralSearchResult)
 async def search_referrals(
-    body: SearchBody, principal: Reader, session: Session, clock: RequestClock
+    body: SearchBody, principal: Reader, session: Session, clock: RequestClock, digests: Digests
 ) -> ReferralSearchResult:
     """Find referrals by NINO. A POST, so that the NINO never appears in a URL."""
     return ReferralSearchResult(
-        items=await service.search_referrals(session, clock, principal, body.nino)
+        items=await service.search_referrals(session, clock, principal, digests, body.nino)
     )
 
 
@@ -274,7 +276,7 @@ def _register(action: ReferralAction, operation_id: str, body_model: Any, summar
         body: Any,
     ) -> ReferralOut:
         referral = await service.perform(
-            session, clock, principal, referral_id, action, body, if_match
+            session, clock, principal, referral_id, action, body, if_match, operation_id
         )
         response.headers["ETag"] = etag(referral.version)
         return referral

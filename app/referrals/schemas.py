@@ -229,7 +229,7 @@ class ReferralOut(BaseModel):
         description="A backed-out start awaits its did-not-start cancel for over 24 hours."
     )
     re_referral: bool
-    mappa: bool
+    mappa: bool | None = Field(description="Null once the referral is erased.")
     mappa_notice: str | None
     auto_dna_on: date = Field(
         description="If not started or closed by then, auto DNA closes it this day (JFS 3.40)."
@@ -237,9 +237,12 @@ class ReferralOut(BaseModel):
     auto_end_on: date | None = Field(
         description="Once started, provision ends by itself this day (JFS 5.08)."
     )
-    participant: Participant
-    markers: Markers
-    details: Details
+    participant: Participant | None = Field(description="Null once the referral is erased.")
+    markers: Markers | None
+    details: Details | None
+    erased_at: datetime | None = Field(
+        description="When the participant's personal data was erased (GEN 136, JFS 1.33)."
+    )
     allowed_actions: list[ReferralAction] = Field(
         description="What the caller may do next, from the transition table."
     )

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.audit.service import record_read
 from app.claims.service import has_claimed_for, void_attachment_claims
 from app.contracts.repository import contract_in_force
 from app.core.auth import Principal
@@ -31,6 +32,7 @@ from app.core.problems import (
 )
 from app.programmes.service import ProgrammeParams, exclusive_programmes, programme_params
 from app.referrals import rules
+from app.referrals.digests import NinoDigests
 from app.referrals.models import Referral, ReferralEvent
 from app.referrals.repository import (
     get_readable,
@@ -72,6 +74,8 @@ from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS
 
 # GEN 122: the actions a person who claims for a referral may not also record.
 SEGREGATED_ACTIONS = frozenset({ReferralAction.start, ReferralAction.end})
+
+M = TypeVar("M", bound=BaseModel)
 
 ActionBody = (
     RejectBody | CancelBody | DidNotAttendBody | DidNotStartBody | StartBody | EndBody | BackOutBody
@@ -123,16 +127,26 @@ def to_out(referral: Referral, principal: Principal, clock: Clock) -> ReferralOu
         re_referral=referral.re_referral,
         mappa=referral.mappa,
         mappa_notice=rules.MAPPA_NOTICE if referral.mappa else None,
+        erased_at=referral.erased_at,
         auto_dna_on=referral.auto_dna_on,
         auto_end_on=referral.auto_end_on,
-        participant=Participant.model_validate(referral.participant),
-        markers=Markers.model_validate(referral.markers),
-        details=Details.model_validate(referral.details),
+        participant=_validated(Participant, referral.participant),
+        markers=_validated(Markers, referral.markers),
+        details=_validated(Details, referral.details),
         allowed_actions=allowed_actions(referral, principal, clock),
         version=referral.version,
         created_at=referral.created_at,
         updated_at=referral.updated_at,
     )
+
+
+def _validated(model: type[M], value: dict[str, Any] | None) -> M | None:
+    return None if value is None else model.model_validate(value)
+
+
+def shown(referrals: list[Referral]) -> list[str]:
+    """The referrals whose personal data a response shows (an erased one shows none)."""
+    return [r.id for r in referrals if r.erased_at is None]
 
 
 def event_cursor(event: ReferralEvent) -> str:
@@ -199,7 +213,11 @@ async def _record_event(
 
 
 async def create_referral(
-    session: AsyncSession, clock: Clock, principal: Principal, body: ReferralCreate
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    body: ReferralCreate,
+    digests: NinoDigests,
 ) -> ReferralOut:
     """domain.md §5: contract, open referral (JFS 5.19), re-referral (JFS 3.42, 5.16, 1.23),
     exclusive programmes (HTW 70)."""
@@ -211,16 +229,17 @@ async def create_referral(
     )
     if contract is None:
         raise NoContract()
-    await lock_participant(session, body.participant.nino)
+    nino_digests = digests.every(body.participant.nino)
+    await lock_participant(session, digests.current(body.participant.nino))
     # A referral past its deadline is closed whether or not the job has run (JFS 3.40, 5.08):
     # it must not count as open here.
-    await _settled(session, clock, await referrals_of(session, body.participant.nino))
-    prior = await prior_referrals(session, body.participant.nino, programme.code)
+    await _settled(session, clock, await referrals_of(session, nino_digests))
+    prior = await prior_referrals(session, nino_digests, programme.code)
     re_referral = rules.classify_new_referral(
         prior, programme.max_re_referrals, programme.max_duration_working_days
     )
     rules.check_exclusive_programmes(
-        await open_programmes_elsewhere(session, body.participant.nino, programme.code),
+        await open_programmes_elsewhere(session, nino_digests, programme.code),
         await exclusive_programmes(session),
     )
     participant = body.participant.model_dump(mode="json", exclude_none=True)
@@ -230,7 +249,7 @@ async def create_referral(
         provider_id=body.provider_id,
         contract_id=contract.id,
         status=ReferralStatus.referred,
-        nino=body.participant.nino,
+        nino_digest=digests.current(body.participant.nino),
         referral_date=referral_date,
         acknowledgement_due=rules.acknowledgement_deadline(
             referral_date, programme.acknowledge_working_days
@@ -271,6 +290,7 @@ async def create_referral(
         version=referral.version,
     )
     await session.flush()
+    await record_read(session, principal, clock, "createReferral", [referral.id])
     return to_out(referral, principal, clock)
 
 
@@ -387,6 +407,7 @@ async def perform(
     action: ReferralAction,
     body: ActionBody | None,
     if_match: str | None,
+    operation: str,
 ) -> ReferralOut:
     """Apply one action: 404 (tenancy), 412 (If-Match), then the table and the rules."""
     referral = await get_readable(session, principal, referral_id, for_update=True)
@@ -422,6 +443,7 @@ async def perform(
     if action is ReferralAction.back_out:
         # SES 3.15: the attachment fee was earned by a start that did not happen.
         await void_attachment_claims(session, clock, principal, referral.id)
+    await record_read(session, principal, clock, operation, shown([referral]))
     return to_out(referral, principal, clock)
 
 
@@ -442,7 +464,10 @@ async def update_participant(
     if if_match is not None and not if_match_allows(if_match, referral.version):
         raise PreconditionFailed()
     rules.check_participant_changeable(referral)
-    merged = rules.merge_patch(referral.participant, patch.as_merge_patch())
+    current = referral.participant
+    if current is None:  # erased: only closed referrals are, and those are refused above
+        raise InvalidTransition()
+    merged = rules.merge_patch(current, patch.as_merge_patch())
     try:
         participant = Participant.model_validate(merged)
     except ValidationError as error:
@@ -454,9 +479,11 @@ async def update_participant(
                 for e in error.errors(include_input=False)
             ]
         ) from None
-    rules.check_mappa(referral.mappa, participant.has_contact_details())
+    rules.check_mappa(bool(referral.mappa), participant.has_contact_details())
     after = participant.model_dump(mode="json", exclude_none=True)
-    changed = rules.changed_fields(referral.participant, after)
+    changed = rules.changed_fields(current, after)
+    # domain.md §10: the answer shows the participant, so it is a read like any other.
+    await record_read(session, principal, clock, "updateParticipant", shown([referral]))
     if not changed:
         return to_out(referral, principal, clock)
     referral.participant = after
@@ -483,6 +510,7 @@ async def get_referral(
     referral = await settle_deadlines(
         session, clock, await get_readable(session, principal, referral_id)
     )
+    await record_read(session, principal, clock, "getReferral", shown([referral]))
     return to_out(referral, principal, clock)
 
 
@@ -516,21 +544,33 @@ async def list_referrals(
     page, next_cursor = await fetch_page(
         session, statement.order_by(Referral.id), limit, lambda r: encode_cursor(r.id)
     )
-    return [to_out(r, principal, clock) for r in await _settled(session, clock, page)], next_cursor
+    page = await _settled(session, clock, page)
+    await record_read(session, principal, clock, "listReferrals", shown(page))
+    return [to_out(r, principal, clock) for r in page], next_cursor
 
 
 async def search_referrals(
-    session: AsyncSession, clock: Clock, principal: Principal, nino: str
+    session: AsyncSession, clock: Clock, principal: Principal, digests: NinoDigests, nino: str
 ) -> list[ReferralOut]:
-    statement = readable_referrals(principal).where(Referral.nino == nino).order_by(Referral.id)
+    # An erased referral is no longer found by the NINO (api-contract.md, eraseReferral).
+    statement = (
+        readable_referrals(principal)
+        .where(Referral.nino_digest.in_(digests.every(nino)), Referral.erased_at.is_(None))
+        .order_by(Referral.id)
+    )
     found = await _settled(session, clock, (await session.scalars(statement)).all())
+    await record_read(session, principal, clock, "searchReferrals", shown(found))
     return [to_out(r, principal, clock) for r in found]
 
 
 async def referral_history(
     session: AsyncSession, clock: Clock, principal: Principal, referral_id: str
 ) -> list[EventOut]:
-    await settle_deadlines(session, clock, await get_readable(session, principal, referral_id))
+    referral = await settle_deadlines(
+        session, clock, await get_readable(session, principal, referral_id)
+    )
+    # The history's notes and reasons may be personal data.
+    await record_read(session, principal, clock, "getReferralHistory", shown([referral]))
     statement = (
         readable_events(principal)
         .where(ReferralEvent.referral_id == referral_id)

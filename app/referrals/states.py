@@ -58,6 +58,9 @@ class EventType(enum.StrEnum):
     auto_ended = "auto_ended"
     # JFS 4.23-4.24: a change of circumstances (not a transition: the status stays).
     participant_changed = "participant_changed"
+    # GEN 136, JFS 1.33: the participant's personal data was erased (on request, or at the
+    # end of the contract's records retention).
+    erased = "erased"
 
 
 class ActorRole(enum.StrEnum):

@@ -1,0 +1,101 @@
+"""The read audit (domain.md §10, GEN 71; api-contract.md Personal data): one record per
+response that showed a participant's personal data, naming every referral it showed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from httpx import AsyncClient
+
+from tests.helpers import (
+    ADMIN,
+    JCP,
+    POST,
+    PROVIDER_A,
+    PROVIDER_B,
+    Api,
+    act,
+    assert_problem,
+    create_referral,
+)
+
+
+async def _reads(client: AsyncClient, referral_id: str, **params: Any) -> dict[str, Any]:
+    response = await client.get(
+        "/v1/audit/reads", headers=POST, params={"referral_id": referral_id, **params}
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_every_read_of_a_participant_is_recorded(client: AsyncClient, api: Api) -> None:
+    """GEN 71: create, get, list, search, history and actions each leave one record: who
+    (sub, role, provider), when, which operation, which referrals."""
+    await api.set_clock("2026-03-02T09:00:00Z")
+    await api.create_contract()
+    referral = await create_referral(client)
+    rid = referral["id"]
+    assert (await client.get(f"/v1/referrals/{rid}", headers=PROVIDER_A)).status_code == 200
+    assert (await client.get("/v1/referrals", headers=JCP)).status_code == 200
+    search = await client.post("/v1/referrals/search", headers=POST, json={"nino": "AB123456C"})
+    assert search.status_code == 200
+    assert (await client.get(f"/v1/referrals/{rid}/history", headers=JCP)).status_code == 200
+    assert (await act(client, rid, "accept")).status_code == 200
+    # Refused or not found: nothing shown, nothing recorded.
+    assert (await client.get(f"/v1/referrals/{rid}", headers=PROVIDER_B)).status_code == 404
+    assert (await act(client, rid, "accept")).status_code == 409
+
+    items = (await _reads(client, rid))["items"]
+    assert [i["operation"] for i in items] == [
+        "createReferral",
+        "getReferral",
+        "listReferrals",
+        "searchReferrals",
+        "getReferralHistory",
+        "acceptReferral",
+    ]
+    assert all(i["referral_ids"] == [rid] for i in items)
+    assert items[0]["actor"] == {"sub": "jcp-user", "role": "jcp", "provider_id": None}
+    assert items[1]["actor"] == {"sub": "provider-user", "role": "provider", "provider_id": "P100"}
+    assert items[0]["at"].startswith("2026-03-02T09:00:00")
+
+
+async def test_a_list_is_one_record_naming_every_referral(client: AsyncClient, api: Api) -> None:
+    """api-contract.md: one record per response, naming every referral it showed; a page with
+    nothing on it records nothing."""
+    await api.set_today("2026-03-02")
+    await api.create_contract()
+    ids = [(await create_referral(client, nino=f"AB{i:06d}C"))["id"] for i in range(1, 6)]
+    page = await client.get("/v1/referrals", headers=JCP, params={"limit": 3})
+    shown = [r["id"] for r in page.json()["items"]]
+    assert (await client.get("/v1/referrals", headers=JCP, params={"status": "ended"})).json()[
+        "items"
+    ] == []
+    items = (await _reads(client, ids[0]))["items"]
+    assert [i["operation"] for i in items] == ["createReferral", "listReferrals"]
+    assert items[1]["referral_ids"] == shown == ids[:3]
+    assert [i["operation"] for i in (await _reads(client, ids[4]))["items"]] == ["createReferral"]
+
+
+async def test_audit_pages_and_roles(client: AsyncClient, api: Api) -> None:
+    """listReadAudit is for post and admin only; it pages with an opaque cursor."""
+    await api.set_today("2026-03-02")
+    await api.create_contract()
+    rid = (await create_referral(client))["id"]
+    for _ in range(3):
+        await client.get(f"/v1/referrals/{rid}", headers=JCP)
+    first = await _reads(client, rid, limit=2)
+    second = await _reads(client, rid, limit=2, cursor=first["next_cursor"])
+    assert len(first["items"]) == 2
+    assert len(second["items"]) == 2
+    assert second["next_cursor"] is None
+    admin = await client.get("/v1/audit/reads", headers=ADMIN, params={"referral_id": rid})
+    assert admin.status_code == 200
+    for headers in (JCP, PROVIDER_A):
+        refused = await client.get("/v1/audit/reads", headers=headers, params={"referral_id": rid})
+        assert_problem(refused, 403, "forbidden")
+    bad = await client.get(
+        "/v1/audit/reads", headers=POST, params={"referral_id": rid, "cursor": "x"}
+    )
+    assert_problem(bad, 422, "validation-error")
