@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.config import Config
 
@@ -27,11 +28,15 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
     command.check(_config(database_url))
 
 
-def test_0005_recomputes_cwp_allotted_time_from_referral_date(tmp_path: Path) -> None:
+def test_0005_recomputes_cwp_allotted_time_from_referral_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """HTW 115, 159, 162: CWP's 30 weeks run from the original referral date. Migration 0005
     makes that a programme parameter and recomputes `auto_end_on` of started CWP referrals
     made under the old reading (start + 210 days), leaving other programmes and closed
     referrals alone. On a fresh database of its own (SQLite), migrated to 0004 first."""
+    # Migration 0006 digests the NINOs of the referrals it finds, so it needs the key.
+    monkeypatch.setenv("PRAP_NINO_DIGEST_KEY", "test-nino-digest-key")
     database = tmp_path / "before-0005.db"
     config = _config(f"sqlite+aiosqlite:///{database}")
     command.upgrade(config, "0004")
