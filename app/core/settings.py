@@ -32,6 +32,13 @@ class Settings(BaseSettings):
         description="Test each pooled connection before use (a round trip per request).",
     )
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    webhooks: bool = Field(default=True, description="Run the webhook delivery worker in-process.")
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A receiver must answer 2xx within this (contract: 10 s)."
+    )
+    webhook_concurrency: int = Field(
+        default=16, ge=1, description="Deliveries one worker sends at once."
+    )
 
     @property
     def jwt_algorithm(self) -> str:
