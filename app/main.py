@@ -42,6 +42,9 @@ from app.payments.router import router as payments_router
 from app.programmes.router import router as programmes_router
 from app.referrals.router import router as referrals_router
 from app.sandbox.router import router as sandbox_router
+from app.webhooks.router import router as webhooks_router
+from app.webhooks.router import sandbox_router as webhooks_sandbox_router
+from app.webhooks.worker import worker_loop
 
 logger = logging.getLogger("prap")
 
@@ -124,11 +127,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.scheduler
             else None
         )
+        webhooks = (
+            asyncio.create_task(worker_loop(sessions, settings), name="prap-webhooks")
+            if settings.webhooks
+            else None
+        )
         yield
-        if scheduler is not None:
-            scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await scheduler
+        for task in (scheduler, webhooks):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await engine.dispose()
 
     app = FastAPI(
@@ -184,7 +193,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         contracts_router,
         credits_router,
         jobs_router,
+        webhooks_router,
         sandbox_router,
+        webhooks_sandbox_router,
     ):
         app.include_router(router)
 
