@@ -15,18 +15,29 @@ import httpx
 BENCH_SECRET = "bench-secret"
 
 
-def server_env(database_url: str, secret: str = BENCH_SECRET) -> dict[str, str]:
-    return os.environ | {
-        "PRAP_DATABASE_URL": database_url,
-        "PRAP_JWT_SECRET": secret,
-        "PRAP_SANDBOX": "0",
-        "PRAP_SCHEDULER": "0",
-        "PRAP_LOG_LEVEL": "WARNING",
-    }
+def server_env(
+    database_url: str, secret: str = BENCH_SECRET, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    return (
+        os.environ
+        | {
+            "PRAP_DATABASE_URL": database_url,
+            "PRAP_JWT_SECRET": secret,
+            "PRAP_SANDBOX": "0",
+            "PRAP_SCHEDULER": "0",
+            "PRAP_WEBHOOKS": "0",
+            "PRAP_LOG_LEVEL": "WARNING",
+        }
+        | (extra or {})
+    )
 
 
 def start_server(
-    database_url: str, port: int, workers: int, secret: str = BENCH_SECRET
+    database_url: str,
+    port: int,
+    workers: int,
+    secret: str = BENCH_SECRET,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "uvicorn", "app.main:app",
@@ -34,7 +45,7 @@ def start_server(
         "--workers", str(workers), "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     process = subprocess.Popen(
-        command, env=server_env(database_url, secret), start_new_session=True
+        command, env=server_env(database_url, secret, extra_env), start_new_session=True
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -62,8 +73,10 @@ def stop_server(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> 
 
 
 @contextmanager
-def running_server(database_url: str, port: int, workers: int) -> Iterator[str]:
-    process = start_server(database_url, port, workers)
+def running_server(
+    database_url: str, port: int, workers: int, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
+    process = start_server(database_url, port, workers, extra_env=extra_env)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -182,8 +182,15 @@ async def test_a_public_https_url_is_accepted_outside_the_sandbox(
     assert response.status_code == 201, response.text
 
 
-async def test_the_sandbox_allows_http_to_loopback(client: AsyncClient) -> None:
+async def test_the_sandbox_allows_http_to_loopback_but_not_private_addresses(
+    client: AsyncClient,
+) -> None:
     await subscribe(client, "http://127.0.0.1:9/hooks")
+    for url in ("http://10.0.0.1/hooks", "http://169.254.169.254/", "http://[fe80::1]/"):
+        response = await client.post(
+            "/v1/webhook-subscriptions", headers=PROVIDER_A, json={"url": url}
+        )
+        assert_problem(response, 422, "validation-error")
 
 
 # --- delivery ------------------------------------------------------------------------------

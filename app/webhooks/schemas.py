@@ -19,8 +19,9 @@ class SubscriptionCreate(BaseModel):
         min_length=1,
         max_length=2048,
         description="`https`, resolving only to public addresses (sandbox: `http` and "
-        "loopback too).",
-        examples=["https://crm.example.org/prap-webhooks"],
+        "loopback too), e.g. `https://crm.example.org/prap-webhooks`.",
+        # A sandbox example: a harness's receiver on the same machine.
+        examples=["http://127.0.0.1:9000/prap-webhooks"],
     )
     event_types: list[EventType] | None = Field(
         default=None,

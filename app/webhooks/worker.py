@@ -35,7 +35,7 @@ from app.webhooks.repository import no_earlier_pending
 from app.webhooks.schedule import next_attempt_after_failure
 from app.webhooks.signing import signed_headers
 from app.webhooks.states import DeliveryStatus
-from app.webhooks.urls import UnsafeUrl, parse_target, resolve_public
+from app.webhooks.urls import UnsafeUrl, parse_target, resolve_allowed
 
 logger = structlog.get_logger("prap.webhooks")
 
@@ -146,26 +146,23 @@ async def take_due(
 
 
 async def send(client: httpx.AsyncClient, taken: Taken, *, sandbox: bool) -> Outcome:
-    """One signed POST. Outside sandbox mode the host is resolved and checked now, and the
-    request goes to the address that was checked (TLS still verifies the host's name), so
-    a name re-pointed at an internal address after subscribing is refused."""
+    """One signed POST. The host is resolved and checked now, and the request goes to the
+    address that was checked (TLS still verifies the host's name), so a name re-pointed at
+    an internal address after subscribing is refused (DNS rebinding)."""
     headers = signed_headers(taken.secret, str(taken.id), real_now(), taken.body)
     headers["content-type"] = "application/json"
-    url = taken.url
-    extensions: dict[str, str] = {}
     try:
-        target = parse_target(url, sandbox=sandbox)
-        if not sandbox:
-            address = (await resolve_public(target))[0]
-            parts = urlsplit(url)
-            netloc = f"[{address}]" if ":" in address else address
-            if parts.port is not None:
-                netloc += f":{parts.port}"
-            url = urlunsplit(parts._replace(netloc=netloc))
-            headers["host"] = parts.netloc
-            extensions["sni_hostname"] = target.host
+        target = parse_target(taken.url, sandbox=sandbox)
+        address = (await resolve_allowed(target, sandbox=sandbox))[0]
     except UnsafeUrl:
         return Outcome(delivered=False, error="address")
+    parts = urlsplit(taken.url)
+    netloc = f"[{address}]" if ":" in address else address
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    url = urlunsplit(parts._replace(netloc=netloc))
+    headers["host"] = parts.netloc
+    extensions = {"sni_hostname": target.host}
     try:
         response = await client.post(
             url, content=taken.body.encode(), headers=headers, extensions=extensions
