@@ -9,12 +9,19 @@ event, commit) to give the database's ceiling, and the last lines are ``key: val
 latency figures.
 
     scripts/bench-db && .venv/bin/python -m benchmarks.load --seconds 30 --users 16
+
+The outbox's cost: ``--webhooks outbox`` subscribes every provider (so each event also
+writes a pending delivery, nothing is sent); ``--webhooks deliver`` points the
+subscriptions at a receiver on 127.0.0.1 and runs the server's own delivery worker
+(sandbox mode, for the loopback receiver: compare it with ``--sandbox``, whose clock read
+costs a query per request). ``--skip-pgbench`` leaves out the ceiling run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import re
@@ -31,8 +38,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.auth import Role, mint_token
+from app.webhooks.signing import new_secret
 from benchmarks.common import bench_url, fresh_database
-from benchmarks.server import BENCH_SECRET, running_server
+from benchmarks.receiver import running_receiver
+from benchmarks.server import BENCH_SECRET, group_cpu_seconds, start_server, stop_server
 
 PROVIDERS = [f"P{n}" for n in range(8)]
 TRANSITIONS = ("create", "acknowledge", "accept", "start", "end")
@@ -210,15 +219,72 @@ async def drive(
     return latencies, errors, time.monotonic() - started
 
 
-def main(seconds: int, users: int, port: int, workers: int) -> None:
+async def subscribe_providers(url: str, receiver_url: str) -> None:
+    """One subscription to every event per provider (set up directly: the URL rules are
+    tested elsewhere, and the worker checks them again at delivery)."""
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        for provider in PROVIDERS:
+            await connection.execute(
+                text(
+                    "INSERT INTO webhook_subscriptions (id, provider_id, url, event_types,"
+                    " secret, created_by, created_at) VALUES (:id, :p, :url, NULL,"
+                    " :secret, 'bench', now())"
+                ),
+                {"id": f"LOAD-{provider}", "p": provider, "url": receiver_url,
+                 "secret": new_secret()},
+            )  # fmt: skip
+    await engine.dispose()
+
+
+async def delivery_counts(url: str) -> dict[str, int]:
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text("SELECT status, count(*) AS n FROM webhook_deliveries GROUP BY status")
+        )
+        counts = {row.status: int(row.n) for row in rows}
+    await engine.dispose()
+    return counts
+
+
+def main(
+    seconds: int,
+    users: int,
+    port: int,
+    workers: int,
+    *,
+    webhooks: str = "off",
+    sandbox: bool = False,
+    skip_pgbench: bool = False,
+) -> None:
     url = bench_url()
     fresh_database(url)
     asyncio.run(seed_contracts(url))
     random.seed(1)
-    with running_server(url, port, workers) as base:
-        latencies, errors, elapsed = asyncio.run(drive(base, users, seconds))
-    asyncio.run(seed_pgbench_rows(url))
-    tps = run_pgbench(url, users, seconds)
+    env = {"PRAP_SANDBOX": "1" if sandbox or webhooks == "deliver" else "0"}
+    with contextlib.ExitStack() as stack:
+        if webhooks == "outbox":
+            asyncio.run(subscribe_providers(url, "https://crm.example.org/never-sent"))
+        if webhooks == "deliver":
+            receiver_url = stack.enter_context(running_receiver(port + 100))
+            asyncio.run(subscribe_providers(url, receiver_url))
+            env["PRAP_WEBHOOKS"] = "1"
+        server = start_server(url, port, workers, extra_env=env)
+        try:
+            cpu_before = group_cpu_seconds(server.pid)
+            base = f"http://127.0.0.1:{port}"
+            latencies, errors, elapsed = asyncio.run(drive(base, users, seconds))
+            if webhooks == "deliver":
+                time.sleep(3)  # let the workers finish what is in flight
+            server_cpu = group_cpu_seconds(server.pid) - cpu_before
+        finally:
+            stop_server(server)
+    deliveries = asyncio.run(delivery_counts(url))
+    tps = 0.0
+    if not skip_pgbench:
+        asyncio.run(seed_pgbench_rows(url))
+        tps = run_pgbench(url, users, seconds)
 
     every = [v for values in latencies.values() for v in values]
     transitions = sum(len(latencies[op]) for op in TRANSITIONS)
@@ -238,9 +304,14 @@ def main(seconds: int, users: int, port: int, workers: int) -> None:
     print(f"p50_ms: {percentile(every, 50) * 1000:.1f}")
     print(f"p99_ms: {percentile(every, 99) * 1000:.1f}")
     print(f"mean_ms: {statistics.fmean(every) * 1000:.1f}")
+    print(f"webhooks: {webhooks}")
+    print(f"deliveries: {deliveries}")
     print(f"api_transitions_per_s: {api_tps:.1f}")
-    print(f"pgbench_tps: {tps:.1f}")
-    print(f"ratio: {api_tps / tps:.3f}")
+    # The server's own CPU per request: comparable between runs on a busy machine.
+    print(f"server_cpu_ms_per_request: {server_cpu / len(every) * 1000:.2f}")
+    if tps:
+        print(f"pgbench_tps: {tps:.1f}")
+        print(f"ratio: {api_tps / tps:.3f}")
 
 
 if __name__ == "__main__":
@@ -249,5 +320,16 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=16)
     parser.add_argument("--port", type=int, default=8800)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--webhooks", choices=("off", "outbox", "deliver"), default="off")
+    parser.add_argument("--sandbox", action="store_true")
+    parser.add_argument("--skip-pgbench", action="store_true")
     arguments = parser.parse_args()
-    main(arguments.seconds, arguments.users, arguments.port, arguments.workers)
+    main(
+        arguments.seconds,
+        arguments.users,
+        arguments.port,
+        arguments.workers,
+        webhooks=arguments.webhooks,
+        sandbox=arguments.sandbox,
+        skip_pgbench=arguments.skip_pgbench,
+    )

@@ -72,6 +72,24 @@ def stop_server(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> 
         process.wait()
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) used so far by every live process of a process group: what
+    the server costs, whatever else the machine is running."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 @contextmanager
 def running_server(
     database_url: str, port: int, workers: int, extra_env: dict[str, str] | None = None

@@ -46,9 +46,13 @@ def lease_length(settings: Settings) -> timedelta:
     return timedelta(seconds=2 * settings.webhook_timeout_seconds + 2)
 
 
-# At most this many deliveries of one subscription in flight in one worker.
-PER_SUBSCRIPTION = 4
 POLL_SECONDS = 1.0
+
+
+def per_subscription(settings: Settings) -> int:
+    """At most half a worker's slots go to one subscription, so one slow or dead receiver
+    leaves the other half to everyone else."""
+    return max(1, settings.webhook_concurrency // 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +83,10 @@ async def take_due(
     limit: int,
     busy: Counter[str] | None = None,
 ) -> tuple[Clock, list[Taken]]:
-    """Lease up to ``limit`` due deliveries, oldest due first, at most ``PER_SUBSCRIPTION``
+    """Lease up to ``limit`` due deliveries, oldest due first, at most ``per_subscription``
     per subscription counting those already in flight (``busy``)."""
     busy = busy if busy is not None else Counter()
+    cap = per_subscription(settings)
     async with sessions() as session, session.begin():
         clock = await read_clock(session, sandbox=settings.sandbox)
         now = real_now()
@@ -95,14 +100,14 @@ async def take_due(
                 no_earlier_pending(),
             )
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(limit * PER_SUBSCRIPTION)
+            .limit(limit * 2)
             .with_for_update(of=WebhookDelivery, skip_locked=True)
         )
         chosen: list[tuple[WebhookDelivery, str, str]] = []
         taken_now: Counter[str] = Counter()
         for delivery, url, secret in await session.execute(statement):
             sub = delivery.subscription_id
-            if busy[sub] + taken_now[sub] >= PER_SUBSCRIPTION:
+            if busy[sub] + taken_now[sub] >= cap:
                 continue
             taken_now[sub] += 1
             chosen.append((delivery, url, secret))
@@ -120,16 +125,15 @@ async def take_due(
                 )
             ).all()
         }
-        lease_until = now + lease_length(settings)
+        token = secrets.token_hex(16)  # this take's: the outcome is stored only under it
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_([d.id for d, _, _ in chosen]))
+            .values(lease_until=now + lease_length(settings), lease_token=token)
+            .execution_options(synchronize_session=False)
+        )
         taken = []
         for delivery, url, secret in chosen:
-            token = secrets.token_hex(16)
-            await session.execute(
-                update(WebhookDelivery)
-                .where(WebhookDelivery.id == delivery.id)
-                .values(lease_until=lease_until, lease_token=token)
-                .execution_options(synchronize_session=False)
-            )
             taken.append(
                 Taken(
                     id=delivery.id,
@@ -176,13 +180,13 @@ async def send(client: httpx.AsyncClient, taken: Taken, *, sandbox: bool) -> Out
 
 async def record(
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    clock: Clock,
     taken: Taken,
     outcome: Outcome,
 ) -> None:
-    """Store the outcome, if the lease is still ours (else another worker has it now)."""
+    """Store the outcome, if the lease is still ours (else another worker has it now). The
+    service clock is the one read when the delivery was taken (at most a timeout ago)."""
     async with sessions() as session, session.begin():
-        clock = await read_clock(session, sandbox=settings.sandbox)
         attempts = taken.attempts + 1
         first = taken.first_attempt_at or clock.now
         values: dict[str, object] = {
@@ -216,11 +220,12 @@ async def record(
 async def attempt(
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
+    clock: Clock,
     client: httpx.AsyncClient,
     taken: Taken,
 ) -> Outcome:
     outcome = await send(client, taken, sandbox=settings.sandbox)
-    await record(sessions, settings, taken, outcome)
+    await record(sessions, clock, taken, outcome)
     return outcome
 
 
@@ -240,8 +245,8 @@ async def deliver_due(
     client: httpx.AsyncClient,
 ) -> tuple[int, int]:
     """One round: attempt what is due now, all at once; (attempted, delivered)."""
-    _, batch = await take_due(sessions, settings, limit=settings.webhook_concurrency)
-    outcomes = await asyncio.gather(*(attempt(sessions, settings, client, t) for t in batch))
+    clock, batch = await take_due(sessions, settings, limit=settings.webhook_concurrency)
+    outcomes = await asyncio.gather(*(attempt(sessions, settings, clock, client, t) for t in batch))
     return len(outcomes), sum(o.delivered for o in outcomes)
 
 
@@ -265,30 +270,35 @@ async def run_until_idle(
 
 async def worker_loop(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
     """Deliver for as long as the process runs (``PRAP_WEBHOOKS=1`` or ``prap worker``):
-    take work as slots free up, so one slow receiver never stalls a whole batch."""
+    take work as slots free up (a quarter of them at a time, to take in batches), so one
+    slow receiver never stalls the rest."""
     in_flight: dict[asyncio.Task[Outcome], str] = {}
+    batch = max(1, settings.webhook_concurrency // 4)
     async with new_client(settings) as client:
         try:
             while True:
                 free = settings.webhook_concurrency - len(in_flight)
                 taken: list[Taken] = []
-                if free > 0:
+                if free >= batch or not in_flight:
                     try:
                         busy = Counter(in_flight.values())
-                        _, taken = await take_due(sessions, settings, limit=free, busy=busy)
+                        clock, taken = await take_due(sessions, settings, limit=free, busy=busy)
                     except Exception:
                         logger.exception("taking deliveries failed")
                 for item in taken:
-                    task = asyncio.create_task(attempt(sessions, settings, client, item))
+                    task = asyncio.create_task(attempt(sessions, settings, clock, client, item))
                     in_flight[task] = item.subscription_id
-                if taken and len(taken) == free:
-                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                elif in_flight:
-                    await asyncio.wait(
-                        in_flight, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
-                    )
-                else:
+                if not in_flight:
                     await asyncio.sleep(POLL_SECONDS)
+                    continue
+                # With slots to spare, look again after a while even if nothing finishes (a
+                # slow receiver must not delay the next work); else when a slot frees.
+                spare = settings.webhook_concurrency - len(in_flight) >= batch
+                await asyncio.wait(
+                    in_flight,
+                    timeout=POLL_SECONDS if spare else None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 for task in [t for t in in_flight if t.done()]:
                     del in_flight[task]
                     error = None if task.cancelled() else task.exception()
