@@ -7,6 +7,7 @@ Standard Webhooks reference verifier."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -526,3 +527,41 @@ async def test_the_sandbox_run_is_404_outside_the_sandbox(
 ) -> None:
     response = await production_client.post("/v1/sandbox/webhook-deliveries/run", json={})
     assert_problem(response, 404, "not-found")
+
+
+async def test_a_slow_receiver_holds_up_neither_other_receivers_nor_the_api(
+    app: FastAPI, api: Api, client: AsyncClient, receiver: Receiver
+) -> None:
+    """The in-server worker (``worker_loop``, as with PRAP_WEBHOOKS=1) with one receiver
+    that takes 3 s to answer each delivery: another provider's receiver gets all of its
+    deliveries meanwhile, and the API answers at once."""
+    receiver.answer = lambda _r: Answer(delay=3.0)
+    fast = await Receiver().start()
+    await api.create_contract()
+    await api.create_contract(provider_id=OTHER_PROVIDER)
+    await subscribe(client, receiver.url)
+    theirs = await subscribe(client, fast.url, headers=PROVIDER_B)
+    for n in range(6):
+        await create_referral(client, nino=f"AB{n:06d}C")
+    for n in range(3):
+        await create_referral(client, nino=f"AC{n:06d}C", provider_id=OTHER_PROVIDER)
+    settings = settings_of(app, webhook_concurrency=4, webhook_timeout_seconds=5)
+    loop = asyncio.create_task(worker.worker_loop(sessions_of(app), settings))
+    try:
+        started = asyncio.get_running_loop().time()
+        while asyncio.get_running_loop().time() - started < 2.5:
+            if len(fast.received) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert len(fast.received) == 3, "the slow receiver held up the fast one"
+        assert receiver.in_progress > 0  # the slow one is still being waited for
+        before = asyncio.get_running_loop().time()
+        listed = await client.get("/v1/webhook-subscriptions", headers=PROVIDER_B)
+        assert listed.status_code == 200
+        assert asyncio.get_running_loop().time() - before < 1.0
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        await fast.stop()
+    verified(theirs["secret"], fast)

@@ -164,20 +164,21 @@ async def _record_event(
 ) -> None:
     """Add the event, and its pending webhook deliveries (the outbox), to the session; the
     caller's flush writes them with the change, in one transaction."""
-    event = ReferralEvent(
-        txid=transaction_id(session.get_bind().dialect.name),
-        referral_id=referral.id,
-        provider_id=referral.provider_id,
-        type=event_type,
-        occurred_at=clock.now,
-        actor_sub=principal.sub,
-        actor_role=principal.role,
-        actor_provider_id=principal.provider_id,
-        referral_version=version,
-        status=referral.status,
-        data={k: v for k, v in data.items() if v is not None},
+    session.add(
+        event := ReferralEvent(
+            txid=transaction_id(session.get_bind().dialect.name),
+            referral_id=referral.id,
+            provider_id=referral.provider_id,
+            type=event_type,
+            occurred_at=clock.now,
+            actor_sub=principal.sub,
+            actor_role=principal.role,
+            actor_provider_id=principal.provider_id,
+            referral_version=version,
+            status=referral.status,
+            data={k: v for k, v in data.items() if v is not None},
+        )
     )
-    session.add(event)
     await webhooks.enqueue_for_event(session, event)
 
 

@@ -18,7 +18,7 @@ from app.webhooks.schemas import (
     DeliveryOut,
     DeliveryPage,
     DeliveryRunResult,
-    RetryBody,
+    EmptyBody,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionList,
@@ -108,7 +108,7 @@ async def list_webhook_deliveries(
 async def retry_webhook_delivery(
     subscription_id: SubscriptionId,
     delivery_id: DeliveryId,
-    body: RetryBody,
+    body: EmptyBody,
     principal: ProviderStaff,
     session: Session,
     clock: RequestClock,
@@ -137,7 +137,7 @@ async def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     f"none is due, and answer when they have finished. {SANDBOX_NOTE}",
 )
 async def run_sandbox_webhook_deliveries(
-    body: RetryBody,
+    body: EmptyBody,
     settings: SandboxSettings,
     sessions: Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)],
 ) -> DeliveryRunResult:

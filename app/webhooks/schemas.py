@@ -67,7 +67,9 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None
 
 
-class RetryBody(BaseModel):
+class EmptyBody(BaseModel):
+    """`{}`: the action takes no options."""
+
     model_config = ConfigDict(extra="forbid")
 
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import structlog
+from prometheus_client import Counter as MetricCounter
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -47,6 +48,12 @@ def lease_length(settings: Settings) -> timedelta:
 
 
 POLL_SECONDS = 1.0
+
+ATTEMPTS = MetricCounter(
+    "prap_webhook_attempts_total",
+    "Webhook delivery attempts, by outcome",
+    ["outcome"],  # delivered, or the failure: http, timeout, connection, address
+)
 
 
 def per_subscription(settings: Settings) -> int:
@@ -90,6 +97,9 @@ async def take_due(
     async with sessions() as session, session.begin():
         clock = await read_clock(session, sandbox=settings.sandbox)
         now = real_now()
+        # Subscriptions with all their slots busy are left out in SQL, so a backlog of one
+        # never fills the candidates and hides everyone else's deliveries.
+        saturated = [sub for sub, n in busy.items() if n >= cap]
         statement = (
             select(WebhookDelivery, WebhookSubscription.url, WebhookSubscription.secret)
             .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
@@ -98,6 +108,7 @@ async def take_due(
                 WebhookDelivery.next_attempt_at <= clock.now,
                 or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
                 no_earlier_pending(),
+                WebhookDelivery.subscription_id.not_in(saturated),
             )
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
             .limit(limit * 2)
@@ -226,6 +237,7 @@ async def attempt(
 ) -> Outcome:
     outcome = await send(client, taken, sandbox=settings.sandbox)
     await record(sessions, clock, taken, outcome)
+    ATTEMPTS.labels("delivered" if outcome.delivered else outcome.error or "http").inc()
     return outcome
 
 
@@ -291,6 +303,8 @@ async def worker_loop(sessions: async_sessionmaker[AsyncSession], settings: Sett
                 if not in_flight:
                     await asyncio.sleep(POLL_SECONDS)
                     continue
+                if taken and settings.webhook_concurrency - len(in_flight) >= batch:
+                    continue  # slots left: take again (others' deliveries may be due)
                 # With slots to spare, look again after a while even if nothing finishes (a
                 # slow receiver must not delay the next work); else when a slot frees.
                 spare = settings.webhook_concurrency - len(in_flight) >= batch
