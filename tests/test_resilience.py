@@ -158,7 +158,7 @@ async def test_sigkill_mid_delivery_loses_no_delivery(
         env = {
             "PRAP_SANDBOX": "1",  # http to a loopback receiver
             "PRAP_WEBHOOKS": "1",
-            "PRAP_WEBHOOK_TIMEOUT_SECONDS": "1",
+            "PRAP_WEBHOOK_TIMEOUT_SECONDS": "5",  # leases of 12 s
             "PRAP_WEBHOOK_CONCURRENCY": "4",
         }
         server = await asyncio.to_thread(start_server, database_url, port, 1, TEST_SECRET, env)
@@ -175,7 +175,7 @@ async def test_sigkill_mid_delivery_loses_no_delivery(
         receiver.answer = lambda _r: Answer()
         server = await asyncio.to_thread(start_server, database_url, port, 1, TEST_SECRET, env)
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 states = await _delivery_states(app)
                 if set(states.values()) == {"delivered"}:

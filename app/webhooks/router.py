@@ -12,13 +12,13 @@ from app.core.auth import Principal, Role, Scope, require
 from app.core.deps import AppSettings, RequestClock, Session
 from app.core.pagination import CursorParam, Limit
 from app.core.problems import NotFound, problem_responses
+from app.referrals.schemas import EmptyBody
 from app.sandbox.router import SANDBOX_NOTE, SandboxSettings
 from app.webhooks import service, worker
 from app.webhooks.schemas import (
     DeliveryOut,
     DeliveryPage,
     DeliveryRunResult,
-    EmptyBody,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionList,

@@ -67,12 +67,6 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None
 
 
-class EmptyBody(BaseModel):
-    """`{}`: the action takes no options."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
 class DeliveryRunResult(BaseModel):
     attempted: int
     delivered: int

@@ -303,8 +303,15 @@ async def worker_loop(sessions: async_sessionmaker[AsyncSession], settings: Sett
                 if not in_flight:
                     await asyncio.sleep(POLL_SECONDS)
                     continue
-                if taken and settings.webhook_concurrency - len(in_flight) >= batch:
-                    continue  # slots left: take again (others' deliveries may be due)
+                busy_now = Counter(in_flight.values())
+                if (
+                    taken
+                    and settings.webhook_concurrency - len(in_flight) >= batch
+                    and any(
+                        busy_now[t.subscription_id] >= per_subscription(settings) for t in taken
+                    )
+                ):
+                    continue  # a subscription filled its share: others' may be due behind it
                 # With slots to spare, look again after a while even if nothing finishes (a
                 # slow receiver must not delay the next work); else when a slot frees.
                 spare = settings.webhook_concurrency - len(in_flight) >= batch
