@@ -370,7 +370,7 @@ async def test_no_delivery_for_a_change_that_rolled_back(
 
     path = "/test-only/accept-then-fail/{referral_id}"
     if not any(getattr(r, "path", None) == path for r in app.router.routes):
-        app.add_api_route(path, accept_then_fail, methods=["POST"])
+        app.add_api_route(path, accept_then_fail, methods=["POST"], include_in_schema=False)
     await api.create_contract()
     subscription = await subscribe(client, receiver.url)
     referral = await create_referral(client)
