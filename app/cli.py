@@ -1,5 +1,5 @@
 """Command line: ``prap serve``, ``migrate``, ``token``, ``openapi``, ``demo``, ``jobs run``,
-``rekey-nino-digests``."""
+``rekey-nino-digests``, ``worker``."""
 
 from __future__ import annotations
 
@@ -194,6 +194,25 @@ def run_job_command(
         )
 
     typer.echo(asyncio.run(run()))
+
+
+@cli.command()
+def worker() -> None:
+    """Deliver webhooks until stopped, apart from the API (run it with PRAP_WEBHOOKS=0 on
+    the API replicas, or beside them: replicas and workers deliver each delivery once)."""
+    from app.core.database import create_engine, create_session_factory
+    from app.webhooks.worker import worker_loop
+
+    settings = Settings()
+
+    async def run() -> None:
+        engine = create_engine(settings)
+        try:
+            await worker_loop(create_session_factory(engine), settings)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
 
 
 def main() -> None:

@@ -48,6 +48,9 @@ from app.privacy.router import router as privacy_router
 from app.programmes.router import router as programmes_router
 from app.referrals.router import router as referrals_router
 from app.sandbox.router import router as sandbox_router
+from app.webhooks.router import router as webhooks_router
+from app.webhooks.router import sandbox_router as webhooks_sandbox_router
+from app.webhooks.worker import worker_loop
 
 logger = logging.getLogger("prap")
 
@@ -154,11 +157,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.scheduler
             else None
         )
+        webhooks = (
+            asyncio.create_task(worker_loop(sessions, settings), name="prap-webhooks")
+            if settings.webhooks
+            else None
+        )
         yield
-        if scheduler is not None:
-            scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await scheduler
+        for task in (scheduler, webhooks):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await engine.dispose()
 
     app = FastAPI(
@@ -221,7 +230,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         credits_router,
         jobs_router,
         audit_router,
+        webhooks_router,
         sandbox_router,
+        webhooks_sandbox_router,
     ):
         app.include_router(router)
 

@@ -10,6 +10,7 @@ from app.payments.models import PaymentLine, PaymentRun
 from app.programmes.models import Programme
 from app.referrals.models import Referral, ReferralEvent
 from app.sandbox.models import SandboxClock
+from app.webhooks.models import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "Base",
@@ -26,4 +27,6 @@ __all__ = [
     "ReferralEvent",
     "ReferralRead",
     "SandboxClock",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

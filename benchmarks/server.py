@@ -17,18 +17,26 @@ BENCH_SECRET = "bench-secret"
 
 
 def server_env(
-    database_url: str, secret: str = BENCH_SECRET, log_level: str = "WARNING"
+    database_url: str,
+    secret: str = BENCH_SECRET,
+    log_level: str = "WARNING",
+    extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    return os.environ | {
-        "PRAP_DATABASE_URL": database_url,
-        "PRAP_JWT_SECRET": secret,
-        "PRAP_SECRET_KEY": "bench-server-secret",
-        "PRAP_NINO_DIGEST_KEY": "bench-nino-digest-key",
-        "PRAP_IDEMPOTENCY_ENCRYPTION_KEY": "bench-idempotency-key",
-        "PRAP_SANDBOX": "0",
-        "PRAP_SCHEDULER": "0",
-        "PRAP_LOG_LEVEL": log_level,
-    }
+    return (
+        os.environ
+        | {
+            "PRAP_DATABASE_URL": database_url,
+            "PRAP_JWT_SECRET": secret,
+            "PRAP_SECRET_KEY": "bench-server-secret",
+            "PRAP_NINO_DIGEST_KEY": "bench-nino-digest-key",
+            "PRAP_IDEMPOTENCY_ENCRYPTION_KEY": "bench-idempotency-key",
+            "PRAP_SANDBOX": "0",
+            "PRAP_SCHEDULER": "0",
+            "PRAP_WEBHOOKS": "0",
+            "PRAP_LOG_LEVEL": log_level,
+        }
+        | (extra or {})
+    )
 
 
 def start_server(
@@ -40,6 +48,7 @@ def start_server(
     app: str = "app.main:app",
     log_level: str = "WARNING",
     stdout: IO[bytes] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """uvicorn serving ``app`` in its own process group (so that its workers can be found,
     measured and stopped together); the app's own logs at ``log_level`` go to ``stdout``."""
@@ -50,7 +59,7 @@ def start_server(
     ]  # fmt: skip
     process = subprocess.Popen(
         command,
-        env=server_env(database_url, secret, log_level),
+        env=server_env(database_url, secret, log_level, extra_env),
         start_new_session=True,
         stdout=stdout,
     )
@@ -104,9 +113,29 @@ def stop_server(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> 
         process.wait()
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) used so far by every live process of a process group: what
+    the server costs, whatever else the machine is running."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 @contextmanager
-def running_server(database_url: str, port: int, workers: int) -> Iterator[str]:
-    process = start_server(database_url, port, workers)
+def running_server(
+    database_url: str, port: int, workers: int, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
+    process = start_server(database_url, port, workers, extra_env=extra_env)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -24,6 +24,8 @@ from app.main import create_app
 from tests.helpers import TEST_SECRET, Api
 
 MUTABLE_TABLES = (
+    "webhook_deliveries",
+    "webhook_subscriptions",
     "payment_lines",
     "payment_runs",
     "claim_events",
@@ -76,6 +78,7 @@ def settings(database_url: str) -> Settings:
         jwt_secret=TEST_SECRET,
         sandbox=True,
         scheduler=False,
+        webhooks=False,
     )
 
 

@@ -1,6 +1,7 @@
 """Resilience: kill the server with SIGKILL in the middle of a load run, restart it, and check
 that every acknowledged request is in the database and no referral is half-changed (its
-history equals its state). One transaction per request makes this hold; this proves it."""
+history equals its state). One transaction per request makes this hold; this proves it.
+And kill it in the middle of webhook deliveries: after a restart none is lost."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
+from standardwebhooks.webhooks import Webhook
 
 from app.core.auth import Role
 from app.referrals.states import ReferralStatus
 from benchmarks.load import nino
 from benchmarks.server import start_server, stop_server
-from tests.helpers import TEST_SECRET, Api, token
+from tests.helpers import PROVIDER_A, TEST_SECRET, Api, create_referral, token
+from tests.webhook_support import Answer, Receiver
 
 ACTIONS: list[tuple[str, dict[str, Any], str]] = [
     ("acknowledge", {}, "acknowledged"),
@@ -125,3 +128,65 @@ async def test_sigkill_mid_load_loses_nothing_acknowledged(
         assert history[-1].status == referral.status
         assert referral.version == len(history)
         assert ReferralStatus(referral.status)
+
+
+async def _delivery_states(app: FastAPI) -> dict[str, str]:
+    async with app.state.engine.connect() as connection:
+        rows = await connection.execute(text("SELECT id, status FROM webhook_deliveries"))
+        return {str(row.id): row.status for row in rows}
+
+
+async def test_sigkill_mid_delivery_loses_no_delivery(
+    app: FastAPI, api: Api, client: httpx.AsyncClient, database_url: str
+) -> None:
+    """The server's own worker (PRAP_WEBHOOKS=1) is killed while receivers are still
+    answering; after a restart every delivery is delivered, none lost: a lease that died
+    with its worker runs out and the delivery is sent again (at least once)."""
+    receiver = await Receiver(answer=lambda _r: Answer(delay=0.5)).start()
+    try:
+        await api.create_contract()
+        subscription = (
+            await client.post(
+                "/v1/webhook-subscriptions", headers=PROVIDER_A, json={"url": receiver.url}
+            )
+        ).json()
+        for n in range(20):
+            await create_referral(client, nino=nino(500_000 + n))
+        assert len(await _delivery_states(app)) == 20
+
+        port = _free_port()
+        env = {
+            "PRAP_SANDBOX": "1",  # http to a loopback receiver
+            "PRAP_WEBHOOKS": "1",
+            "PRAP_WEBHOOK_TIMEOUT_SECONDS": "5",  # leases of 12 s
+            "PRAP_WEBHOOK_CONCURRENCY": "4",
+        }
+        server = await asyncio.to_thread(start_server, database_url, port, 1, TEST_SECRET, env)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if receiver.in_progress:
+                break
+            await asyncio.sleep(0.05)
+        assert receiver.in_progress > 0, "the worker never started sending"
+        await asyncio.to_thread(stop_server, server, signal.SIGKILL)  # mid-delivery
+        before = await _delivery_states(app)
+        assert list(before.values()).count("delivered") < 20, "killed too late to tell"
+
+        receiver.answer = lambda _r: Answer()
+        server = await asyncio.to_thread(start_server, database_url, port, 1, TEST_SECRET, env)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                states = await _delivery_states(app)
+                if set(states.values()) == {"delivered"}:
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            await asyncio.to_thread(stop_server, server)
+        assert set(states.values()) == {"delivered"}, states
+        assert set(receiver.ids()) == set(states)  # every delivery reached the receiver
+        hook = Webhook(subscription["secret"])
+        for request in receiver.received:
+            hook.verify(request.body, request.headers)
+    finally:
+        await receiver.stop()

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
         default=None,
         description="Secret from which each stored idempotent answer's own key is derived.",
     )
+    webhooks: bool = Field(default=True, description="Run the webhook delivery worker in-process.")
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A receiver must answer 2xx within this (contract: 10 s)."
+    )
+    webhook_concurrency: int = Field(
+        default=16, ge=1, description="Deliveries one worker sends at once."
+    )
 
     @property
     def jwt_algorithm(self) -> str:

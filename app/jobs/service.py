@@ -41,6 +41,7 @@ from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.jobs.models import JobRun
 from app.privacy.service import retention_batch
 from app.referrals.models import EVENT_COLUMNS, Referral, ReferralEvent
+from app.referrals.repository import transaction_id
 from app.referrals.states import (
     ActorRole,
     CancellationReason,
@@ -49,6 +50,7 @@ from app.referrals.states import (
     EventType,
     ReferralStatus,
 )
+from app.webhooks import service as webhooks
 
 DEFAULT_BATCH_SIZE = 5_000
 _EPOCH = date(1, 1, 1)
@@ -188,6 +190,14 @@ async def _postgres_batch(
     ).first()
     if row is None:
         return 0, None
+    # The outbox: this transaction's events of this job, announced set-based.
+    await webhooks.enqueue_for_events(
+        session,
+        select(ReferralEvent.id).where(
+            ReferralEvent.txid == transaction_id("postgresql"),
+            ReferralEvent.type == str(spec.event),
+        ),
+    )
     return int(row.changed), (row.due, row.id)
 
 
@@ -245,6 +255,13 @@ async def _sqlite_batch(
         .where(Referral.id.in_(ids))
         .values(**values)
         .execution_options(synchronize_session=False)
+    )
+    # The outbox: the events just written (a referral is closed by a job once), set-based.
+    await webhooks.enqueue_for_events(
+        session,
+        select(ReferralEvent.id).where(
+            ReferralEvent.referral_id.in_(ids), ReferralEvent.type == str(spec.event)
+        ),
     )
     return len(ids), (keys[-1][1], keys[-1].id)
 

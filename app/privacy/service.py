@@ -30,6 +30,7 @@ from app.referrals.repository import get_readable, transaction_id
 from app.referrals.schemas import ReferralOut
 from app.referrals.service import event_out, to_out
 from app.referrals.states import TERMINAL_STATES, ActorRole, EventType, ReferralStatus
+from app.webhooks import service as webhooks
 
 Actor = tuple[str, str, str | None]  # sub, role, provider_id
 SYSTEM: Actor = ("system", str(ActorRole.system), None)
@@ -76,6 +77,7 @@ async def erase_referrals(
     )
     await session.execute(text(scrub).bindparams(bindparam("ids", expanding=True)), {"ids": ids})
     pending = (Referral.id.in_(ids), Referral.erased_at.is_(None))
+    newly_erased = list((await session.scalars(select(Referral.id).where(*pending))).all())
     await session.execute(
         insert(typing.cast(Table, ReferralEvent.__table__)).from_select(
             EVENT_COLUMNS,
@@ -95,6 +97,15 @@ async def erase_referrals(
             .where(*pending)
             .order_by(Referral.id),
         )
+    )
+    # The outbox: a subscriber hears of the erasure (its data is built without the reason's
+    # free text), in this same transaction.
+    await webhooks.enqueue_for_events(
+        session,
+        select(ReferralEvent.id).where(
+            ReferralEvent.referral_id.in_(newly_erased),
+            ReferralEvent.type == str(EventType.erased),
+        ),
     )
     result = await session.execute(
         update(Referral)

@@ -71,6 +71,7 @@ from app.referrals.states import (
     ReferralStatus,
 )
 from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS
+from app.webhooks import service as webhooks
 
 # GEN 122: the actions a person who claims for a referral may not also record.
 SEGREGATED_ACTIONS = frozenset({ReferralAction.start, ReferralAction.end})
@@ -188,15 +189,16 @@ async def _record_event(
     *,
     version: int,
 ) -> None:
-    """Add the event to the session; the caller's flush writes it with the change. A
-    ``principal`` of None is the service itself (the automatic closes)."""
+    """Add the event, and its pending webhook deliveries (the outbox), to the session; the
+    caller's flush writes them with the change, in one transaction. A ``principal`` of None
+    is the service itself (the automatic closes)."""
     actor_sub, actor_role, actor_provider_id = (
         (str(ActorRole.system), str(ActorRole.system), None)
         if principal is None
         else (principal.sub, str(principal.role), principal.provider_id)
     )
     session.add(
-        ReferralEvent(
+        event := ReferralEvent(
             txid=transaction_id(session.get_bind().dialect.name),
             referral_id=referral.id,
             provider_id=referral.provider_id,
@@ -210,6 +212,7 @@ async def _record_event(
             data={k: v for k, v in data.items() if v is not None},
         )
     )
+    await webhooks.enqueue_for_event(session, event)
 
 
 async def create_referral(

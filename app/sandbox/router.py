@@ -41,7 +41,7 @@ router = APIRouter(
     responses=problem_responses(NotFound),
 )
 
-_SANDBOX_NOTE = "**Sandbox only** (`PRAP_SANDBOX=1`); otherwise 404. No token needed."
+SANDBOX_NOTE = "**Sandbox only** (`PRAP_SANDBOX=1`); otherwise 404. No token needed."
 
 
 EARLIEST_CLOCK = datetime(2000, 1, 1, tzinfo=UTC)
@@ -102,7 +102,7 @@ class TokenOut(BaseModel):
     "/clock",
     operation_id="setSandboxClock",
     response_model=ClockOut,
-    description=f"Stand the clock still at `now`. {_SANDBOX_NOTE}",
+    description=f"Stand the clock still at `now`. {SANDBOX_NOTE}",
 )
 async def set_sandbox_clock(body: ClockSet, _s: SandboxSettings, session: Session) -> ClockOut:
     clock = await service.set_clock(session, body.now)
@@ -114,7 +114,7 @@ async def set_sandbox_clock(body: ClockSet, _s: SandboxSettings, session: Sessio
     operation_id="resetSandboxClock",
     status_code=204,
     response_class=Response,
-    description=f"Back to real time. {_SANDBOX_NOTE}",
+    description=f"Back to real time. {SANDBOX_NOTE}",
 )
 async def reset_sandbox_clock(_s: SandboxSettings, session: Session) -> Response:
     await service.reset_clock(session)
@@ -125,7 +125,7 @@ async def reset_sandbox_clock(_s: SandboxSettings, session: Session) -> Response
     "/tokens",
     operation_id="createSandboxToken",
     response_model=TokenOut,
-    description=f"Mint a token for any role. {_SANDBOX_NOTE}",
+    description=f"Mint a token for any role. {SANDBOX_NOTE}",
 )
 async def create_sandbox_token(body: TokenRequest, settings: SandboxSettings) -> TokenOut:
     if settings.jwt_public_key:

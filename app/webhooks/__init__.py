@@ -1,0 +1,1 @@
+"""Webhooks (api-contract.md, Webhooks): provider CRMs hear of their referrals' events."""

@@ -1,0 +1,200 @@
+"""Webhook use cases, and the outbox: the hooks that write pending deliveries in the same
+transaction as the events they announce (api-contract.md, Webhooks: "An event and its
+pending deliveries commit in one transaction, so no event is ever lost or sent for a change
+that rolled back")."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.auth import Principal
+from app.core.clock import Clock
+from app.core.ids import new_id
+from app.core.pagination import decode_cursor, encode_cursor, fetch_page
+from app.core.problems import FieldError, NotFound, ValidationProblem
+from app.referrals.models import ReferralEvent
+from app.referrals.states import EventType
+from app.webhooks import repository
+from app.webhooks.models import WebhookDelivery, WebhookSubscription
+from app.webhooks.schemas import (
+    DeliveryOut,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionOut,
+)
+from app.webhooks.signing import new_secret
+from app.webhooks.states import DeliveryStatus
+from app.webhooks.urls import check_subscription_url
+
+# Each event fans out to every subscription of its provider: keep the fan-out small.
+MAX_SUBSCRIPTIONS_PER_PROVIDER = 10
+
+
+# --- the outbox ----------------------------------------------------------------------------
+
+
+async def enqueue_for_event(session: AsyncSession, event: ReferralEvent) -> None:
+    """Pending deliveries for one event just added to the session (not yet flushed): they
+    are written by the same flush, after the event, in the request's transaction. Called by
+    ``referrals.service._record_event``, so every event type recorded there is covered."""
+    for subscription_id in await repository.subscriptions_for(
+        session, event.provider_id, event.type
+    ):
+        session.add(
+            WebhookDelivery(
+                subscription_id=subscription_id,
+                event=event,
+                referral_id=event.referral_id,
+                event_type=event.type,
+                status=str(DeliveryStatus.pending),
+                attempts=0,
+                created_at=event.occurred_at,
+                next_attempt_at=event.occurred_at,
+            )
+        )
+
+
+async def enqueue_for_events(session: AsyncSession, events: Select[int]) -> None:
+    """Pending deliveries for events already written set-based (the automatic jobs): one
+    INSERT ... SELECT joining the subscriptions, in the jobs' own transaction. ``events``
+    selects the ids of the events to announce."""
+    await repository.insert_deliveries_for(session, events)
+
+
+# --- subscriptions -------------------------------------------------------------------------
+
+
+def _event_types_column(event_types: list[EventType] | None) -> str | None:
+    if event_types is None:
+        return None
+    return "," + ",".join(dict.fromkeys(str(t) for t in event_types)) + ","
+
+
+def _event_types_of(subscription: WebhookSubscription) -> list[EventType] | None:
+    if subscription.event_types is None:
+        return None
+    return [EventType(t) for t in subscription.event_types.strip(",").split(",") if t]
+
+
+def subscription_out(subscription: WebhookSubscription) -> SubscriptionOut:
+    return SubscriptionOut(
+        id=subscription.id,
+        url=subscription.url,
+        event_types=_event_types_of(subscription),
+        created_at=subscription.created_at,
+    )
+
+
+async def create_subscription(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    body: SubscriptionCreate,
+    *,
+    sandbox: bool,
+) -> SubscriptionCreated:
+    await check_subscription_url(body.url, sandbox=sandbox)
+    existing = await repository.count_subscriptions(session, principal.provider_id)
+    if existing >= MAX_SUBSCRIPTIONS_PER_PROVIDER:
+        message = f"At most {MAX_SUBSCRIPTIONS_PER_PROVIDER} subscriptions per provider."
+        raise ValidationProblem(message, errors=[FieldError(field="url", message=message)])
+    assert principal.provider_id is not None  # a provider token always carries one
+    subscription = WebhookSubscription(
+        id=new_id(),
+        provider_id=principal.provider_id,
+        url=body.url,
+        event_types=_event_types_column(body.event_types),
+        secret=new_secret(),
+        created_by=principal.sub,
+        created_at=clock.now,
+    )
+    session.add(subscription)
+    await session.flush()
+    return SubscriptionCreated(
+        **subscription_out(subscription).model_dump(), secret=subscription.secret
+    )
+
+
+async def list_subscriptions(session: AsyncSession, principal: Principal) -> list[SubscriptionOut]:
+    statement = repository.readable_subscriptions(principal).order_by(WebhookSubscription.id)
+    return [subscription_out(s) for s in (await session.scalars(statement)).all()]
+
+
+async def delete_subscription(
+    session: AsyncSession, principal: Principal, subscription_id: str
+) -> None:
+    """Its deliveries go with it (nothing more is sent to a URL the provider gave up)."""
+    subscription = await repository.get_readable_subscription(session, principal, subscription_id)
+    await session.execute(
+        delete(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription.id)
+    )
+    await session.delete(subscription)
+    await session.flush()
+
+
+# --- deliveries ----------------------------------------------------------------------------
+
+
+def delivery_out(delivery: WebhookDelivery) -> DeliveryOut:
+    pending = delivery.status == DeliveryStatus.pending
+    return DeliveryOut(
+        id=str(delivery.id),
+        event_id=delivery.event_id,
+        event_type=EventType(delivery.event_type),
+        referral_id=delivery.referral_id,
+        status=DeliveryStatus(delivery.status),
+        attempts=delivery.attempts,
+        last_status_code=delivery.last_status_code,
+        last_error=delivery.last_error,
+        next_attempt_at=delivery.next_attempt_at if pending else None,
+        delivered_at=delivery.delivered_at,
+        created_at=delivery.created_at,
+    )
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    principal: Principal,
+    subscription_id: str,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[DeliveryOut], str | None]:
+    """Newest first."""
+    subscription = await repository.get_readable_subscription(session, principal, subscription_id)
+    statement = repository.deliveries_of(subscription.id)
+    if cursor is not None:
+        (before,) = decode_cursor(cursor, int)
+        statement = statement.where(WebhookDelivery.id < before)
+    page, next_cursor = await fetch_page(
+        session,
+        statement.order_by(WebhookDelivery.id.desc()),
+        limit,
+        lambda d: encode_cursor(d.id),
+    )
+    return [delivery_out(d) for d in page], next_cursor
+
+
+def _delivery_id(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound("No such delivery.")
+    return int(raw)
+
+
+async def retry_delivery(
+    session: AsyncSession,
+    clock: Clock,
+    principal: Principal,
+    subscription_id: str,
+    delivery_id: str,
+) -> DeliveryOut:
+    """Due again now, with a fresh 24-hour window; the same ``webhook-id``, so a receiver
+    that had it already can tell."""
+    subscription = await repository.get_readable_subscription(session, principal, subscription_id)
+    delivery = await repository.delivery_of(session, subscription.id, _delivery_id(delivery_id))
+    delivery.status = str(DeliveryStatus.pending)
+    delivery.next_attempt_at = clock.now
+    delivery.first_attempt_at = None
+    await session.flush()
+    return delivery_out(delivery)
