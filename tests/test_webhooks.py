@@ -365,6 +365,7 @@ async def test_no_delivery_for_a_change_that_rolled_back(
             ReferralAction.accept,
             None,
             None,
+            "acceptReferral",
         )
         raise InvalidTransition("Refused after the change was flushed.")
 
