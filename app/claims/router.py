@@ -18,8 +18,8 @@ from app.claims.schemas import (
 from app.claims.states import ClaimStatus, ClaimType
 from app.contracts.schemas import ProviderId, WithoutNul
 from app.core.auth import Principal, Role, Scope, require
-from app.core.deps import IfMatch, RequestClock, Session
-from app.core.etags import etag
+from app.core.deps import IfMatch, IfNoneMatch, RequestClock, Session
+from app.core.etags import NOT_MODIFIED, etag, if_none_match_matches, not_modified
 from app.core.pagination import CursorParam, Limit
 from app.core.problems import (
     ClaimNotEligible,
@@ -92,12 +92,19 @@ async def list_claims(
     "/{id}",
     operation_id="getClaim",
     response_model=ClaimOut,
-    responses=problem_responses(NotFound),
+    responses=NOT_MODIFIED | problem_responses(NotFound),
 )
 async def get_claim(
-    claim_id: ClaimId, principal: Reader, session: Session, response: Response
-) -> ClaimOut:
+    claim_id: ClaimId,
+    principal: Reader,
+    session: Session,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> ClaimOut | Response:
+    """The claim, with its `ETag`."""
     claim = ClaimOut.model_validate(await service.get_readable_claim(session, principal, claim_id))
+    if if_none_match is not None and if_none_match_matches(if_none_match, claim.version):
+        return not_modified(claim.version)
     response.headers["ETag"] = etag(claim.version)
     return claim
 

@@ -20,11 +20,11 @@ from app.programmes.schemas import ProgrammeCode
 from app.referrals.rules import is_valid_nino, normalise_nino
 from app.referrals.states import (
     ActorRole,
+    CallerAction,
     CancellationReason,
     ClosedBy,
     EndCode,
     EventType,
-    ReferralAction,
     ReferralStatus,
     RejectionReason,
 )
@@ -214,8 +214,10 @@ class ReferralOut(BaseModel):
     participant: Participant
     markers: Markers
     details: Details
-    allowed_actions: list[ReferralAction] = Field(
-        description="What the caller may do next, from the transition table."
+    allowed_actions: list[CallerAction] = Field(
+        description="What this caller may do next, given the referral's status, the caller's "
+        "role and scope, and the time limits: each is the last segment of an action's path "
+        "(`POST /v1/referrals/{id}/{action}`). Empty when the caller can do nothing more."
     )
     version: int
     created_at: datetime

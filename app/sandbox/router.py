@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from app.contracts.schemas import ProviderId, WithoutNul
 from app.core.auth import Role, mint_token
 from app.core.deps import AppSettings, Session
+from app.core.media_types import require_json_body
 from app.core.problems import FieldError, NotFound, ValidationProblem, problem_responses
 from app.core.settings import SANDBOX_JWT_SECRET, Settings
 from app.sandbox import service
@@ -32,6 +33,8 @@ router = APIRouter(
     prefix="/v1/sandbox",
     tags=["sandbox"],
     responses=problem_responses(NotFound),
+    # No token here, so the media type is checked first of all (api-contract.md, order).
+    dependencies=[Depends(require_json_body)],
 )
 
 _SANDBOX_NOTE = "**Sandbox only** (`PRAP_SANDBOX=1`); otherwise 404. No token needed."
