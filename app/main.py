@@ -69,6 +69,11 @@ claim honours `If-None-Match` (304), and every `GET` also answers `HEAD`.
 machine-readable `code`; each operation lists the codes it can answer, and the problem's
 `type`, `/problems/{code}`, says what each means and what to do.
 
+**References.** Rules cite DWP's provider guidance by paragraph: JFS is the Job Finding
+Support provider guidance, SES the Specialist Employability Support guidance (chapter 3),
+GEN DWP's generic provider guidance (chapter 2), HTW the Help to Work / Community Work
+Placements guidance, FND the Flexible New Deal guidance (section 21).
+
 **Versions.** `info.version` is semantic and changes with every change to this document; see
 the changelog. A deprecated operation or field is marked `deprecated` at least six months
 before it is removed, and is removed only in a new major version.

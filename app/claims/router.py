@@ -56,7 +56,8 @@ async def create_claim(
     clock: RequestClock,
     response: Response,
 ) -> ClaimOut:
-    """Claim an attachment, job outcome or sustainment payment for a referral (domain.md §8).
+    """Claim an attachment, job outcome or sustainment payment for a referral, as the
+    programme funds it.
     Whoever recorded the referral's start or end may not claim for it (GEN 122)."""
     claim = await service.create_claim(session, clock, principal, body)
     response.headers["Location"] = f"/v1/claims/{claim.id}"
@@ -75,6 +76,7 @@ async def list_claims(
     cursor: CursorParam = None,
     limit: Limit = 50,
 ) -> ClaimList:
+    """Claims the caller may see (a provider: its own), oldest first, a page at a time."""
     items, next_cursor = await service.list_claims(
         session,
         principal,
@@ -145,6 +147,7 @@ async def reject_claim(
     response: Response,
     if_match: IfMatch = None,
 ) -> ClaimOut:
+    """Reject a claim, with the reason the provider will see."""
     claim = await service.reject_claim(session, clock, principal, claim_id, body.reason, if_match)
     response.headers["ETag"] = etag(claim.version)
     return claim

@@ -82,7 +82,9 @@ async def create_referral(
     clock: RequestClock,
     response: Response,
 ) -> ReferralOut:
-    """Refer a participant to a provider (domain.md §5). The referral date is today."""
+    """Refer a participant to a provider holding a contract for the programme. The referral
+    date is today; a participant with an open referral on the programme (Job Finding Support
+    guidance 5.19), or who started on it before (3.42, 5.16), cannot be referred again."""
     referral = await service.create_referral(session, clock, principal, body)
     response.headers["Location"] = f"/v1/referrals/{referral.id}"
     response.headers["ETag"] = etag(referral.version)

@@ -17,7 +17,7 @@ from pydantic import (
 
 from app.contracts.schemas import ProviderId, WithoutNul
 from app.programmes.schemas import ProgrammeCode
-from app.referrals.rules import is_valid_nino, normalise_nino
+from app.referrals.rules import NINO_PATTERN, is_valid_nino, normalise_nino
 from app.referrals.states import (
     ActorRole,
     CallerAction,
@@ -46,11 +46,17 @@ def _postcode(value: str) -> str:
     return f"{compact[:-3]} {compact[-3:]}"
 
 
-# Loose on the raw length (spaces are allowed anywhere and removed); strict after.
+# HMRC's format, in either case, with spaces anywhere (removed, and upper-cased, after).
 Nino = Annotated[
     str,
-    StringConstraints(min_length=9, max_length=30),
+    StringConstraints(min_length=9, max_length=30, pattern=NINO_PATTERN),
     AfterValidator(_nino),
+    Field(
+        description="National Insurance number in HMRC's format: two prefix letters (never "
+        "BG, GB, KN, NK, NT, TN or ZZ; first not D, F, I, Q, U or V; second not D, F, I, O, Q, "
+        "U or V), six digits and a suffix A-D; either case, spaces anywhere.",
+        examples=["AB 12 34 56 C"],
+    ),
 ]
 Postcode = Annotated[str, StringConstraints(max_length=10), AfterValidator(_postcode)]
 ShortText = Annotated[str, StringConstraints(max_length=100), WithoutNul]

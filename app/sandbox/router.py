@@ -52,7 +52,18 @@ class ClockOut(BaseModel):
 
 
 class TokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # A provider's token names its provider: said in the schema too, so that clients and
+    # fuzzers know it (JSON Schema if/then).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": "provider"}}, "required": ["role"]},
+            "then": {
+                "required": ["provider_id"],
+                "properties": {"provider_id": {"type": "string"}},
+            },
+        },
+    )
 
     # No NUL: the token's ``sub`` is recorded as the actor of every action taken with it.
     sub: Annotated[str, WithoutNul] = Field(min_length=1, max_length=200)
