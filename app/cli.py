@@ -78,13 +78,43 @@ def openapi(
     / "openapi"
     / "openapi.json",
 ) -> None:
-    """Write the OpenAPI document the app serves."""
+    """Write the OpenAPI document the app serves, and record its version's fingerprint.
+
+    Refuses when the document changed but ``info.version`` did not: bump ``API_VERSION``
+    (app/core/openapi.py) and say what changed in CHANGELOG.md."""
+    from app.core.versions import record_version
     from app.main import create_app
 
     document = create_app(Settings(sandbox=False, jwt_secret="unused")).openapi()
+    try:
+        record_version(document)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
     typer.echo(f"wrote {output}")
+
+
+@cli.command()
+def problems(
+    readme: Annotated[Path, typer.Option(help="The README whose table to rewrite.")] = ROOT
+    / "README.md",
+) -> None:
+    """Rewrite the README's table of problem codes from the error catalogue."""
+    import app.main  # noqa: F401  (every problem class imported)
+    from app.core.problems import write_catalogue_table
+
+    write_catalogue_table(readme)
+    typer.echo(f"wrote the problem table in {readme}")
+
+
+@cli.command()
+def examples() -> None:
+    """Record each operation's examples from a scripted exchange with the real app (in
+    process, temporary SQLite, sandbox clock fixed), into openapi/examples.json."""
+    from app.examples import record_examples
+
+    typer.echo(record_examples())
 
 
 @cli.command()

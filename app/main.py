@@ -24,8 +24,10 @@ from app.core.auth import Principal, Role, require
 from app.core.boundary import BoundaryMiddleware
 from app.core.calendar import warm_calendar
 from app.core.database import create_engine, create_session_factory
+from app.core.docs import install_docs
+from app.core.head import HeadAsGetMiddleware
 from app.core.observability import RequestContextMiddleware, configure_logging, metrics_response
-from app.core.openapi import build_openapi
+from app.core.openapi import API_VERSION, build_openapi
 from app.core.pagination import use_cursor_key
 from app.core.problems import (
     PROBLEM_CONTENT_TYPE,
@@ -45,6 +47,7 @@ from app.jobs.router import router as jobs_router
 from app.jobs.scheduler import scheduler_loop
 from app.payments.router import router as payments_router
 from app.privacy.router import router as privacy_router
+from app.problems.router import router as problems_router
 from app.programmes.router import router as programmes_router
 from app.referrals.router import router as referrals_router
 from app.sandbox.router import router as sandbox_router
@@ -59,7 +62,30 @@ Provider Referrals and Payments: Jobcentre Plus refers jobseekers to contracted 
 providers; providers acknowledge, accept or reject each referral, record starts, non-starts
 and ends, and claim payments; DWP checks the claims, pays, and deducts service credits.
 
-Every error is an RFC 9457 problem (`application/problem+json`) with a machine-readable `code`.
+**Authentication.** Every `/v1` call but the sandbox's needs `Authorization: Bearer <JWT>`
+(audience `prap`) with `sub`, `role` (`jcp`, `provider`, `post`, `admin`), and for a provider
+`provider_id` and `scope` (`referrals` for lifecycle actions, `claims` for claiming).
+
+**Writes.** Send every `POST` with an `Idempotency-Key` and retry with the same key: the first
+answer is replayed (`idempotent-replayed: true`) for 24 hours. Referrals and claims carry a
+`version` and an `ETag`; send it back in `If-Match` and a stale write is 412, not lost.
+Request bodies are JSON (`application/json`), at most 1 MiB.
+
+**Reads.** Lists are pages of at most 100 (`limit`, `next_cursor`); `GET` on a referral or
+claim honours `If-None-Match` (304), and every `GET` also answers `HEAD`.
+
+**Errors.** Every error is an RFC 9457 problem (`application/problem+json`) with a
+machine-readable `code`; each operation lists the codes it can answer, and the problem's
+`type`, `/problems/{code}`, says what each means and what to do.
+
+**References.** Rules cite DWP's provider guidance by paragraph: JFS is the Job Finding
+Support provider guidance, SES the Specialist Employability Support guidance (chapter 3),
+GEN DWP's generic provider guidance (chapter 2), HTW the Help to Work / Community Work
+Placements guidance, FND the Flexible New Deal guidance (section 21).
+
+**Versions.** `info.version` is semantic and changes with every change to this document; see
+the changelog. A deprecated operation or field is marked `deprecated` at least six months
+before it is removed, and is removed only in a new major version.
 """
 
 
@@ -172,9 +198,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="PRaP: Provider Referrals and Payments",
-        version="1.0.0",
+        version=API_VERSION,
+        summary="Referrals, outcomes, claims and service credits for contracted employment "
+        "provision.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        servers=[{"url": "/", "description": "This service"}],
+        contact={
+            "name": "DWP, Provider Referrals and Payments",
+            "url": "https://www.gov.uk/government/organisations/department-for-work-pensions",
+        },
+        license_info={
+            "name": "Open Government Licence v3.0",
+            "identifier": "OGL-UK-3.0",
+        },
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     if (cursor_key := settings.derived_key("cursor")) is not None:
@@ -191,6 +230,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(UnitOfWorkMiddleware, sessions=sessions, settings=settings)
     app.add_middleware(BoundaryMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)
 
     @app.get("/healthz", tags=["health"], operation_id="getLiveness")
     async def healthz() -> dict[str, str]:
@@ -233,8 +273,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks_router,
         sandbox_router,
         webhooks_sandbox_router,
+        problems_router,
     ):
         app.include_router(router)
+    install_docs(app)
 
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app

@@ -223,7 +223,7 @@ async def test_referral_to_payment_through_the_generated_client(g: Generated) ->
     )
     referral = _ok(response, 200, models.ReferralOut)
     assert referral.status is models.ReferralStatus.ACCEPTED
-    assert models.ReferralAction.START in referral.allowed_actions
+    assert models.CallerAction.START in referral.allowed_actions
 
     await today(dt.date(2026, 3, 5))
     referral = _ok(
@@ -237,7 +237,7 @@ async def test_referral_to_payment_through_the_generated_client(g: Generated) ->
     )
     assert referral.status is models.ReferralStatus.STARTED
     assert referral.start_date == dt.date(2026, 3, 4)
-    assert referral.allowed_actions == [models.ReferralAction.END]
+    assert referral.allowed_actions == [models.CallerAction.END]
 
     await today(dt.date(2026, 4, 20))
     response = await end.asyncio_detailed(
@@ -279,9 +279,11 @@ async def test_referral_to_payment_through_the_generated_client(g: Generated) ->
             body=models.ClaimCreate(referral_id=rid, claim_type=models.ClaimType.ATTACHMENT),
         ),
         403,
-        models.Problem,
+        models.CreateClaimProblem,
     )
-    assert refused.code == "segregation-of-duties"
+    # The operation's own code enum (issue 15): a client can switch on it exhaustively.
+    assert refused.code is models.CreateClaimProblemCode.SEGREGATION_OF_DUTIES
+    assert refused.type_ == "/problems/segregation-of-duties"
 
     attachment = _ok(
         await create_claim.asyncio_detailed(

@@ -18,8 +18,8 @@ from app.claims.schemas import (
 from app.claims.states import ClaimStatus, ClaimType
 from app.contracts.schemas import ProviderId, WithoutNul
 from app.core.auth import Principal, Role, Scope, require
-from app.core.deps import IfMatch, RequestClock, Session
-from app.core.etags import etag
+from app.core.deps import IfMatch, IfNoneMatch, RequestClock, Session
+from app.core.etags import NOT_MODIFIED, etag, if_none_match_matches, not_modified
 from app.core.pagination import CursorParam, Limit
 from app.core.problems import (
     ClaimNotEligible,
@@ -56,7 +56,8 @@ async def create_claim(
     clock: RequestClock,
     response: Response,
 ) -> ClaimOut:
-    """Claim an attachment, job outcome or sustainment payment for a referral (domain.md §8).
+    """Claim an attachment, job outcome or sustainment payment for a referral, as the
+    programme funds it.
     Whoever recorded the referral's start or end may not claim for it (GEN 122)."""
     claim = await service.create_claim(session, clock, principal, body)
     response.headers["Location"] = f"/v1/claims/{claim.id}"
@@ -75,6 +76,7 @@ async def list_claims(
     cursor: CursorParam = None,
     limit: Limit = 50,
 ) -> ClaimList:
+    """Claims the caller may see (a provider: its own), oldest first, a page at a time."""
     items, next_cursor = await service.list_claims(
         session,
         principal,
@@ -92,12 +94,19 @@ async def list_claims(
     "/{id}",
     operation_id="getClaim",
     response_model=ClaimOut,
-    responses=problem_responses(NotFound),
+    responses=NOT_MODIFIED | problem_responses(NotFound),
 )
 async def get_claim(
-    claim_id: ClaimId, principal: Reader, session: Session, response: Response
-) -> ClaimOut:
+    claim_id: ClaimId,
+    principal: Reader,
+    session: Session,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> ClaimOut | Response:
+    """The claim, with its `ETag`."""
     claim = ClaimOut.model_validate(await service.get_readable_claim(session, principal, claim_id))
+    if if_none_match is not None and if_none_match_matches(if_none_match, claim.version):
+        return not_modified(claim.version)
     response.headers["ETag"] = etag(claim.version)
     return claim
 
@@ -138,6 +147,7 @@ async def reject_claim(
     response: Response,
     if_match: IfMatch = None,
 ) -> ClaimOut:
+    """Reject a claim, with the reason the provider will see."""
     claim = await service.reject_claim(session, clock, principal, claim_id, body.reason, if_match)
     response.headers["ETag"] = etag(claim.version)
     return claim

@@ -68,4 +68,5 @@ async def list_contracts(
     responses=problem_responses(NotFound),
 )
 async def get_contract(contract_id: ContractId, principal: Reader, session: Session) -> ContractOut:
+    """A contract and its price schedule (a provider: only its own)."""
     return ContractOut.model_validate(await service.get_contract(session, principal, contract_id))

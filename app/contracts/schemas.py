@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StringConstraints,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from app.programmes.schemas import ProgrammeCode
 
@@ -23,8 +27,26 @@ def _without_nul(value: str) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _WithoutNul:
+    """Refuses U+0000, and says so in the schema (``pattern``), so that clients and fuzzers
+    know the rule the server applies."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(_without_nul, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = "^[^\\x00]*$"
+        return json_schema
+
+
 # For every free-text input that reaches a text column or a query: ids, references, reasons.
-WithoutNul = AfterValidator(_without_nul)
+WithoutNul = _WithoutNul()
 
 ProviderId = Annotated[
     str,
@@ -39,7 +61,9 @@ class ContractCreate(BaseModel):
     provider_id: ProviderId
     programme: ProgrammeCode
     start_date: date
-    end_date: date
+    end_date: date = Field(
+        description="On or after `start_date` (otherwise 422 `validation-error`)."
+    )
     monthly_service_fee_pence: Pence
     attachment_fee_pence: Pence | None = None
     job_outcome_fee_pence: Pence | None = None
@@ -52,6 +76,7 @@ class ContractCreate(BaseModel):
 
     @model_validator(mode="after")
     def _period(self) -> Self:
+        # Across fields, so JSON Schema cannot say it: the description does.
         if self.end_date < self.start_date:
             raise ValueError("end_date must not be before start_date")
         return self

@@ -24,6 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import JWTError, jwt
 
 from app.core.clock import real_now
+from app.core.media_types import require_json_body
 from app.core.problems import FieldError, Forbidden, Unauthenticated, ValidationProblem
 from app.core.settings import Settings
 
@@ -194,6 +195,7 @@ def require(*roles: Role, scopes: Iterable[Scope] = ()) -> Callable[..., Awaitab
             raise Forbidden()
         if principal.is_provider and needed and not (principal.scopes & needed):
             raise Forbidden("Your token lacks the scope this action needs.")
+        await require_json_body(request)  # 415 after 403, before 422
         if getattr(request.state, "invalid_idempotency_key", False):
             raise ValidationProblem(
                 "Idempotency-Key must be 1 to 255 printable ASCII characters.",

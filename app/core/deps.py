@@ -43,3 +43,12 @@ IfMatch = Annotated[
         description="The resource's `ETag`; a stale one is refused with 412.",
     ),
 ]
+
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        max_length=200,
+        description="An `ETag` you hold; 304 with no body when it is still the current one.",
+    ),
+]

@@ -48,7 +48,12 @@ async def get_contract_service_credits(
     session: Session,
     clock: RequestClock,
     from_month: Annotated[
-        Month | None, Query(alias="from", description="First month; default 11 before `to`.")
+        Month | None,
+        Query(
+            alias="from",
+            description="First month; default 11 before `to`. At most 36 months before `to` "
+            "and not after it (otherwise 422 `validation-error`).",
+        ),
     ] = None,
     to_month: Annotated[
         Month | None, Query(alias="to", description="Last month; default this month.")

@@ -16,6 +16,9 @@ Month = Annotated[
 
 
 class CountsIn(BaseModel):
+    """A standard's counts for a month; `met` may not exceed `eligible` (a rule JSON Schema
+    cannot state: otherwise 422 `validation-error`)."""
+
     model_config = ConfigDict(extra="forbid")
 
     eligible: int = Field(ge=0, le=10**9)
@@ -40,7 +43,11 @@ class CalculateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     monthly_service_fee_pence: int = Field(ge=0, le=10**12)
-    months: list[MonthIn] = Field(min_length=1, max_length=120)
+    months: list[MonthIn] = Field(
+        min_length=1,
+        max_length=120,
+        description="Distinct months in ascending order (otherwise 422 `validation-error`).",
+    )
 
     @model_validator(mode="after")
     def _ascending(self) -> Self:

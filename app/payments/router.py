@@ -53,6 +53,7 @@ async def list_payment_runs(
     cursor: CursorParam = None,
     limit: Limit = 50,
 ) -> PaymentRunList:
+    """Payment runs, oldest first, a page at a time (without their lines)."""
     items, next_cursor = await service.list_payment_runs(session, cursor=cursor, limit=limit)
     return PaymentRunList(items=items, next_cursor=next_cursor)
 

@@ -12,5 +12,5 @@ router = APIRouter(prefix="/v1/programmes", tags=["programmes"])
 
 @router.get("", operation_id="listProgrammes", response_model=ProgrammeList)
 async def list_programmes(_principal: AnyPrincipal, session: Session) -> ProgrammeList:
-    """The programmes and their parameters (domain.md §7)."""
+    """The programmes and their parameters: time limits, funding, customer service standards."""
     return ProgrammeList(items=await service.list_programmes(session))

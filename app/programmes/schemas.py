@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ProgrammeCode(enum.StrEnum):
-    """The programme catalogue (domain.md §7)."""
+    """The programme catalogue."""
 
     JFS = "JFS"
     SES = "SES"

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.contracts.schemas import ProviderId, WithoutNul
 from app.core.auth import Principal, Role, Scope, require
 from app.core.clock import Clock
-from app.core.deps import IfMatch, RequestClock, Session
-from app.core.etags import etag
+from app.core.deps import IfMatch, IfNoneMatch, RequestClock, Session
+from app.core.etags import NOT_MODIFIED, etag, if_none_match_matches, not_modified
 from app.core.pagination import CursorParam, Limit
 from app.core.problems import (
     AcknowledgementWindowClosed,
@@ -91,7 +91,9 @@ async def create_referral(
     response: Response,
     digests: Digests,
 ) -> ReferralOut:
-    """Refer a participant to a provider (domain.md §5). The referral date is today."""
+    """Refer a participant to a provider holding a contract for the programme. The referral
+    date is today; a participant with an open referral on the programme (Job Finding Support
+    guidance 5.19), or who started on it before (3.42, 5.16), cannot be referred again."""
     referral = await service.create_referral(session, clock, principal, body, digests)
     response.headers["Location"] = f"/v1/referrals/{referral.id}"
     response.headers["ETag"] = etag(referral.version)
@@ -141,7 +143,7 @@ async def search_referrals(
     "/{id}",
     operation_id="getReferral",
     response_model=ReferralOut,
-    responses=problem_responses(NotFound),
+    responses=NOT_MODIFIED | problem_responses(NotFound),
 )
 async def get_referral(
     referral_id: ReferralId,
@@ -149,8 +151,12 @@ async def get_referral(
     session: Session,
     clock: RequestClock,
     response: Response,
-) -> ReferralOut:
+    if_none_match: IfNoneMatch = None,
+) -> ReferralOut | Response:
+    """The referral, with its `ETag`; `allowed_actions` says what the caller may do next."""
     referral = await service.get_referral(session, clock, principal, referral_id)
+    if if_none_match is not None and if_none_match_matches(if_none_match, referral.version):
+        return not_modified(referral.version)
     response.headers["ETag"] = etag(referral.version)
     return referral
 

@@ -40,7 +40,31 @@ from app.referrals.transitions import TRANSITIONS, state_allows
 
 # HMRC's NINO format: prefix letters (first not D F I Q U V; second not D F I O Q U V;
 # BG GB KN NK NT TN ZZ never allocated), six digits, suffix A-D.
-_NINO = re.compile(r"^(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\d{6}[A-D]$")
+_FIRST_LETTERS = "ABCEGHJKLMNOPRSTWXYZ"
+_SECOND_LETTERS = "ABCEGHJKLMNPRSTWXYZ"
+_NEVER_ALLOCATED = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
+
+
+def _either_case(letters: str) -> str:
+    return "[" + "".join(c + c.lower() for c in letters) + "]"
+
+
+def _nino_pattern() -> str:
+    """HMRC's format as one regular expression without look-arounds, so that the OpenAPI
+    document can state it (JSON Schema ``pattern``) and generated clients and fuzzers apply
+    exactly what the server does: either case, spaces anywhere."""
+    by_seconds: dict[str, str] = {}
+    for first in _FIRST_LETTERS:
+        seconds = "".join(s for s in _SECOND_LETTERS if first + s not in _NEVER_ALLOCATED)
+        by_seconds[seconds] = by_seconds.get(seconds, "") + first
+    prefixes = "|".join(
+        f"{_either_case(firsts)} *{_either_case(seconds)}" for seconds, firsts in by_seconds.items()
+    )
+    return "^ *(?:" + prefixes + ")" + " *[0-9]" * 6 + " *[A-Da-d] *$"
+
+
+NINO_PATTERN = _nino_pattern()
+_NINO = re.compile(NINO_PATTERN)
 
 # SES 3.15, JFS 3.37-3.38: the provider cancels within 24 hours of a back-out.
 BACK_OUT_CANCEL_WINDOW = timedelta(hours=24)
@@ -56,7 +80,7 @@ def normalise_nino(value: str) -> str:
 
 
 def is_valid_nino(value: str) -> bool:
-    return bool(_NINO.match(normalise_nino(value)))
+    return bool(_NINO.match(value))
 
 
 class ReferralFacts(Protocol):

@@ -17,14 +17,14 @@ from pydantic import (
 
 from app.contracts.schemas import ProviderId, WithoutNul
 from app.programmes.schemas import ProgrammeCode
-from app.referrals.rules import is_valid_nino, normalise_nino
+from app.referrals.rules import NINO_PATTERN, is_valid_nino, normalise_nino
 from app.referrals.states import (
     ActorRole,
+    CallerAction,
     CancellationReason,
     ClosedBy,
     EndCode,
     EventType,
-    ReferralAction,
     ReferralStatus,
     RejectionReason,
 )
@@ -46,11 +46,17 @@ def _postcode(value: str) -> str:
     return f"{compact[:-3]} {compact[-3:]}"
 
 
-# Loose on the raw length (spaces are allowed anywhere and removed); strict after.
+# HMRC's format, in either case, with spaces anywhere (removed, and upper-cased, after).
 Nino = Annotated[
     str,
-    StringConstraints(min_length=9, max_length=30),
+    StringConstraints(min_length=9, max_length=30, pattern=NINO_PATTERN),
     AfterValidator(_nino),
+    Field(
+        description="National Insurance number in HMRC's format: two prefix letters (never "
+        "BG, GB, KN, NK, NT, TN or ZZ; first not D, F, I, Q, U or V; second not D, F, I, O, Q, "
+        "U or V), six digits and a suffix A-D; either case, spaces anywhere.",
+        examples=["AB 12 34 56 C"],
+    ),
 ]
 Postcode = Annotated[str, StringConstraints(max_length=10), AfterValidator(_postcode)]
 ShortText = Annotated[str, StringConstraints(max_length=100), WithoutNul]
@@ -243,8 +249,10 @@ class ReferralOut(BaseModel):
     erased_at: datetime | None = Field(
         description="When the participant's personal data was erased (GEN 136, JFS 1.33)."
     )
-    allowed_actions: list[ReferralAction] = Field(
-        description="What the caller may do next, from the transition table."
+    allowed_actions: list[CallerAction] = Field(
+        description="What this caller may do next, given the referral's status, the caller's "
+        "role and scope, and the time limits: each is the last segment of an action's path "
+        "(`POST /v1/referrals/{id}/{action}`). Empty when the caller can do nothing more."
     )
     version: int
     created_at: datetime

@@ -65,6 +65,7 @@ from app.referrals.schemas import (
 )
 from app.referrals.states import (
     ActorRole,
+    CallerAction,
     CancellationReason,
     EventType,
     ReferralAction,
@@ -86,7 +87,7 @@ ActionBody = (
 # --- representations -----------------------------------------------------------------------
 
 
-def allowed_actions(referral: Referral, principal: Principal, clock: Clock) -> list[ReferralAction]:
+def allowed_actions(referral: Referral, principal: Principal, clock: Clock) -> list[CallerAction]:
     """What this caller may do next: the transition table, the caller's role and scope, and
     the time rules, all as the action endpoints themselves apply them."""
     allowed = []
@@ -97,7 +98,7 @@ def allowed_actions(referral: Referral, principal: Principal, clock: Clock) -> l
         if transition.scope is not None and str(transition.scope) not in principal.scopes:
             continue
         if rules.action_possible(referral, action, clock.today):
-            allowed.append(action)
+            allowed.append(CallerAction(action.value))
     return allowed
 
 

@@ -43,6 +43,23 @@ class ReferralAction(enum.StrEnum):
     auto_end = "auto-end"
 
 
+class CallerAction(enum.StrEnum):
+    """The actions a caller can take over HTTP: ``ReferralAction`` without the service's own
+    (``auto-dna``, ``auto-end``), which no caller can ask for. ``allowed_actions`` lists
+    these, so a generated client never offers an action it cannot send. A test checks it
+    agrees with the transition table."""
+
+    acknowledge = "acknowledge"
+    accept = "accept"
+    reject = "reject"
+    cancel = "cancel"
+    did_not_attend = "did-not-attend"
+    did_not_start = "did-not-start"
+    start = "start"
+    end = "end"
+    back_out = "back-out"
+
+
 class EventType(enum.StrEnum):
     created = "created"
     acknowledged = "acknowledged"

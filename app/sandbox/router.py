@@ -22,6 +22,7 @@ from pydantic import (
 from app.contracts.schemas import ProviderId, WithoutNul
 from app.core.auth import Role, mint_token
 from app.core.deps import AppSettings, Session
+from app.core.media_types import require_json_body
 from app.core.problems import FieldError, NotFound, ValidationProblem, problem_responses
 from app.core.settings import SANDBOX_JWT_SECRET, Settings
 from app.sandbox import service
@@ -39,6 +40,8 @@ router = APIRouter(
     prefix="/v1/sandbox",
     tags=["sandbox"],
     responses=problem_responses(NotFound),
+    # No token here, so the media type is checked first of all (api-contract.md, order).
+    dependencies=[Depends(require_json_body)],
 )
 
 SANDBOX_NOTE = "**Sandbox only** (`PRAP_SANDBOX=1`); otherwise 404. No token needed."
@@ -84,7 +87,18 @@ class ClockOut(BaseModel):
 
 
 class TokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # A provider's token names its provider: said in the schema too, so that clients and
+    # fuzzers know it (JSON Schema if/then).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": "provider"}}, "required": ["role"]},
+            "then": {
+                "required": ["provider_id"],
+                "properties": {"provider_id": {"type": "string"}},
+            },
+        },
+    )
 
     # No NUL: the token's ``sub`` is recorded as the actor of every action taken with it.
     sub: Annotated[str, WithoutNul] = Field(min_length=1, max_length=200)
