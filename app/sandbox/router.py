@@ -13,10 +13,10 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.contracts.schemas import ProviderId, WithoutNul
-from app.core.auth import Role, mint_token
+from app.core.auth import Role
 from app.core.deps import AppSettings, Session
-from app.core.problems import FieldError, NotFound, ValidationProblem, problem_responses
-from app.core.settings import SANDBOX_JWT_SECRET, Settings
+from app.core.problems import NotFound, problem_responses
+from app.core.settings import Settings
 from app.sandbox import service
 
 
@@ -93,16 +93,10 @@ async def reset_sandbox_clock(_s: SandboxSettings, session: Session) -> Response
     description=f"Mint a token for any role. {_SANDBOX_NOTE}",
 )
 async def create_sandbox_token(body: TokenRequest, settings: SandboxSettings) -> TokenOut:
-    if settings.jwt_public_key:
-        raise NotFound("Sandbox tokens are minted only when tokens are HS256.")
-    if body.role is Role.provider and not body.provider_id:
-        raise ValidationProblem(
-            errors=[FieldError(field="provider_id", message="Required for role provider.")]
-        )
-    token = mint_token(
+    token = service.sandbox_token(
+        settings,
         sub=body.sub,
         role=body.role,
-        key=settings.jwt_secret or SANDBOX_JWT_SECRET,
         provider_id=body.provider_id,
         scopes=(body.scope or "").split(),
     )
