@@ -16,6 +16,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.claims.router import router as claims_router
+from app.console.routing import install_console
 from app.contracts.router import router as contracts_router
 from app.core.boundary import BoundaryMiddleware
 from app.core.calendar import warm_calendar
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sandbox_router,
     ):
         app.include_router(router)
+    install_console(app)  # the web console under /console, outside the OpenAPI document
 
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
