@@ -164,7 +164,8 @@ async def test_provider_worklist_and_referral_actions(
     await accessible(page, "referral")
 
     await page.goto(f"/console/referrals/{ids['mappa']}")
-    assert await page.locator(".prap-mappa").get_by_text("nominated officer").is_visible()
+    notice = page.locator(".prap-mappa .govuk-notification-banner__heading")
+    assert "nominated officer" in await notice.inner_text()
     await accessible(page, "referral-mappa")
 
     # domain.md §1: another provider's referral is a 404 page, as for no referral at all.

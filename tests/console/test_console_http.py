@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 
-from httpx import AsyncClient, Response
+from httpx import ASGITransport, AsyncClient, Response
 
 from app.console.forms import ACTION_BODIES
+from app.core.settings import Settings
+from app.main import create_app
 from app.referrals.transitions import HTTP_ACTIONS
 from tests.helpers import (
     OTHER_PROVIDER,
@@ -132,8 +134,9 @@ async def test_the_referral_page_offers_exactly_its_allowed_actions(
     offered = set(re.findall(r"/actions/([a-z-]+)\"", page.text))
     api_view = await client.get(f"/v1/referrals/{referral['id']}", headers=PROVIDER_A)
     assert offered == set(api_view.json()["allowed_actions"]) == {"acknowledge", "accept", "reject"}
-    # SES 3.37: the MAPPA notice is on the page.
-    assert "nominated officer" in page.text
+    # SES 3.37: the MAPPA notice is on the page, as a notice (not escaped markup).
+    assert '<p class="govuk-notification-banner__heading">MAPPA case' in page.text
+    assert "&lt;p" not in page.text
 
 
 async def test_accepting_through_the_console_is_the_apis_accept(
@@ -243,3 +246,22 @@ async def test_performance_page_has_a_chart_and_the_same_figures_as_a_table(
     csv = await client.get(f"/console/contracts/{contract['id']}/service-credits.csv", headers=POST)
     assert csv.status_code == 200
     assert csv.text.startswith("contract_id,month,standard")
+
+
+async def test_outside_the_sandbox_there_is_no_sign_in_page_and_no_cookie(
+    settings: Settings,
+) -> None:
+    """Production: the authenticating proxy signs people in; a page without a token is 401."""
+    application = create_app(settings.model_copy(update={"sandbox": False}))
+    try:
+        transport = ASGITransport(app=application)
+        async with AsyncClient(transport=transport, base_url="http://prap.test") as client:
+            page = await client.get("/console")
+            assert page.status_code == 401
+            assert page.headers["www-authenticate"] == "Bearer"
+            sign_in = await client.get("/console/sign-in")
+            assert sign_in.status_code == 404
+            assert "set-cookie" not in sign_in.headers
+            assert (await client.get("/console", headers=POST)).status_code == 200
+    finally:
+        await application.state.engine.dispose()
