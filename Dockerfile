@@ -1,9 +1,17 @@
 # syntax=docker/dockerfile:1
+# The console's GOV.UK Frontend assets, from the npm registry (scripts/console-assets).
+FROM node:22-slim AS assets
+WORKDIR /src
+COPY scripts/console-assets ./scripts/
+COPY app/console/frontend/package.json app/console/frontend/package-lock.json ./app/console/frontend/
+RUN scripts/console-assets
+
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
+COPY --from=assets /src/app/console/static ./app/console/static
 RUN python -m venv /opt/venv && /opt/venv/bin/pip install .
 
 FROM python:3.11-slim
