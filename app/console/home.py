@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.console.audit import record_personal_data_read
 from app.console.auth import (
+    ConsoleUser,
     SignedIn,
     check_csrf,
     clear_session_cookie,
@@ -23,12 +24,12 @@ from app.console.auth import (
     settings_of,
 )
 from app.console.forms import FormError, form_fields
-from app.console.routing import console_router
+from app.console.routing import console_router, read_referrals
 from app.console.templating import render
 from app.core.auth import Principal, Role, Scope
 from app.core.clock import Clock
 from app.core.deps import RequestClock, Session
-from app.core.problems import NotFound, ProblemError
+from app.core.problems import Forbidden, NotFound, ProblemError
 from app.referrals import service as referrals
 from app.referrals.schemas import ReferralOut
 from app.referrals.states import ReferralStatus
@@ -212,12 +213,20 @@ async def build_worklist(session: AsyncSession, clock: Clock, principal: Princip
     return worklist
 
 
+async def _may_read_referrals(request: Request, user: ConsoleUser) -> bool:
+    try:
+        await read_referrals(request, user)
+    except Forbidden:
+        return False
+    return True
+
+
 @router.get("")
 async def home(
     request: Request, user: SignedIn, session: Session, clock: RequestClock
 ) -> HTMLResponse:
     worklist = None
-    if user.principal.is_provider:
+    if user.principal.is_provider and await _may_read_referrals(request, user):
         worklist = await build_worklist(session, clock, user.principal)
         await record_personal_data_read(
             request,

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.console.audit import record_personal_data_read
-from app.console.auth import ConsoleUser, SignedIn, check_csrf, settings_of
+from app.console.auth import ConsoleUser, check_csrf, settings_of
 from app.console.forms import (
     ACTION_BODIES,
     ACTION_TITLES,
@@ -23,7 +23,7 @@ from app.console.forms import (
     parse_body,
     problem_error,
 )
-from app.console.routing import allow, console_router
+from app.console.routing import ReferralReader, allow, console_router
 from app.console.templating import render
 from app.core.auth import Role
 from app.core.clock import Clock
@@ -105,7 +105,7 @@ async def _page(
 async def referral_page(
     request: Request,
     referral_id: ReferralId,
-    user: SignedIn,
+    user: ReferralReader,
     session: Session,
     clock: RequestClock,
     done: Annotated[str | None, Query(max_length=40)] = None,
@@ -118,7 +118,7 @@ async def referral_action(
     request: Request,
     referral_id: ReferralId,
     action: ReferralAction,
-    user: SignedIn,
+    user: ReferralReader,
     session: Session,
     clock: RequestClock,
 ) -> Response:

@@ -70,6 +70,9 @@ def allow(
     return dependency
 
 
+# Who may read referrals: the API's getReferral and listReferrals admit the same.
+read_referrals = allow(Role.jcp, Role.post, Role.provider, scopes=(Scope.referrals, Scope.claims))
+ReferralReader = Annotated[ConsoleUser, Depends(read_referrals)]
 PostUser = Annotated[ConsoleUser, Depends(allow(Role.post))]
 RunReader = Annotated[
     ConsoleUser, Depends(allow(Role.post, Role.admin, Role.provider, scopes=(Scope.claims,)))

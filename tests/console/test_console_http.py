@@ -265,3 +265,16 @@ async def test_outside_the_sandbox_there_is_no_sign_in_page_and_no_cookie(
             assert (await client.get("/console", headers=POST)).status_code == 200
     finally:
         await application.state.engine.dispose()
+
+
+async def test_referral_pages_admit_the_roles_and_scopes_the_api_admits(
+    api: Api, client: AsyncClient
+) -> None:
+    """api-contract.md: getReferral is for jcp, post and providers with a scope; not admin."""
+    referral = await _referral(api, client)
+    path = f"/console/referrals/{referral['id']}"
+    assert (await client.get(path, headers=auth("admin"))).status_code == 403
+    no_scope = auth("provider", provider_id="P100", scopes=())
+    assert (await client.get(path, headers=no_scope)).status_code == 403
+    assert (await client.get(path, headers=POST)).status_code == 200
+    assert (await client.get(path, headers=auth("jcp"))).status_code == 200
