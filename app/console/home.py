@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.console.audit import record_personal_data_read
 from app.console.auth import (
+    PRESESSION_COOKIE,
     ConsoleUser,
     SignedIn,
     check_csrf,
@@ -77,12 +78,15 @@ async def sign_in(request: Request) -> Response:
     if not settings.sandbox:
         raise NotFound()
     form = await form_fields(request)
-    check_csrf(settings, request.cookies.get("prap_console_presession"), form.get("csrf_token"))
-    scopes = [s.value for s in Scope if form.get(f"scope-{s.value}")]
+    check_csrf(settings, request.cookies.get(PRESESSION_COOKIE), form.get("csrf_token"))
+    role = form.get("role", "")
+    # Provider id and scopes belong to provider staff only (domain.md §1).
+    is_provider = role == Role.provider.value
+    scopes = [s.value for s in Scope if is_provider and form.get(f"scope-{s.value}")]
     data = {
         "sub": form.get("sub", "").strip(),
-        "role": form.get("role", ""),
-        "provider_id": form.get("provider_id", "").strip() or None,
+        "role": role,
+        "provider_id": (form.get("provider_id", "").strip() or None) if is_provider else None,
         "scope": " ".join(scopes) or None,
     }
     try:
@@ -91,7 +95,7 @@ async def sign_in(request: Request) -> Response:
             settings,
             sub=body.sub,
             role=body.role,
-            provider_id=body.provider_id if body.role is Role.provider else None,
+            provider_id=body.provider_id,
             scopes=scopes,
         )
     except ValidationError as error:
