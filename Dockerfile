@@ -2,6 +2,9 @@
 # The base is an argument only so that scripts/image-check can build where no registry is
 # reachable (it makes a stand-in from Debian's packages); a plain build uses python:3.11-slim.
 ARG PYTHON_IMAGE=python:3.11-slim
+# The console's GOV.UK Frontend assets (app/console/static) are fetched from the npm registry
+# by the project's set-up (scripts/console-assets, run by scripts/bootstrap) before the build,
+# and reach the image with app/: the build needs no Node.js and no registry of its own.
 
 FROM ${PYTHON_IMAGE} AS dependencies
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ONLY_BINARY=:all:

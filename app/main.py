@@ -19,6 +19,7 @@ from starlette.routing import compile_path
 
 from app.audit.router import router as audit_router
 from app.claims.router import router as claims_router
+from app.console.routing import install_console
 from app.contracts.router import router as contracts_router
 from app.core.auth import Principal, Role, require
 from app.core.boundary import BoundaryMiddleware
@@ -277,6 +278,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     install_docs(app)
+    install_console(app)  # the web console under /console, outside the OpenAPI document
 
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app

@@ -242,6 +242,10 @@ _ACTION_ROUTES: list[tuple[ReferralAction, str, type[BaseModel] | None, str]] = 
     ),
 ]
 
+# Each action's operation id, for the read audit of callers other than these routes (the
+# console's forms), which record the same operation as the API would.
+ACTION_OPERATION_IDS = {action: operation_id for action, operation_id, _, _ in _ACTION_ROUTES}
+
 _ACTION_PROBLEMS: dict[ReferralAction, tuple[type[ProblemError], ...]] = {
     ReferralAction.acknowledge: (AcknowledgementWindowClosed,),
     ReferralAction.accept: (AcknowledgementWindowClosed,),

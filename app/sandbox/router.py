@@ -20,11 +20,11 @@ from pydantic import (
 )
 
 from app.contracts.schemas import ProviderId, WithoutNul
-from app.core.auth import Role, mint_token
+from app.core.auth import Role
 from app.core.deps import AppSettings, Session
 from app.core.media_types import require_json_body
-from app.core.problems import FieldError, NotFound, ValidationProblem, problem_responses
-from app.core.settings import SANDBOX_JWT_SECRET, Settings
+from app.core.problems import NotFound, problem_responses
+from app.core.settings import Settings
 from app.sandbox import service
 
 
@@ -142,16 +142,10 @@ async def reset_sandbox_clock(_s: SandboxSettings, session: Session) -> Response
     description=f"Mint a token for any role. {SANDBOX_NOTE}",
 )
 async def create_sandbox_token(body: TokenRequest, settings: SandboxSettings) -> TokenOut:
-    if settings.jwt_public_key:
-        raise NotFound("Sandbox tokens are minted only when tokens are HS256.")
-    if body.role is Role.provider and not body.provider_id:
-        raise ValidationProblem(
-            errors=[FieldError(field="provider_id", message="Required for role provider.")]
-        )
-    token = mint_token(
+    token = service.sandbox_token(
+        settings,
         sub=body.sub,
         role=body.role,
-        key=settings.jwt_secret or SANDBOX_JWT_SECRET,
         provider_id=body.provider_id,
         scopes=(body.scope or "").split(),
     )
