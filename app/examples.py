@@ -36,6 +36,7 @@ _ULID = re.compile(r"(?<![0-9A-Z])[0-9A-HJKMNP-TV-Z]{26}(?![0-9A-Z])")
 _VOLATILE: dict[str, Any] = {
     "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJoYXJuZXNzIn0.c2lnbmF0dXJl",
     "duration_ms": 12,
+    "secret": "whsec_c2FuZGJveC1leGFtcGxlLXNlY3JldC0zMi1ieXRlcyE=",
 }
 
 
@@ -181,6 +182,18 @@ async def _flow(rec: Recorder) -> None:
         expect=200,
     )
 
+    # A CRM subscribes before anything happens, so the flow's events are queued for it. In the
+    # sandbox a loopback http receiver is allowed; nothing listens here, so deliveries wait.
+    subscription = await rec.call(
+        "createWebhookSubscription",
+        "POST",
+        "/v1/webhook-subscriptions",
+        _bearer(Role.provider, "crm", ("referrals",)),
+        {"url": "http://127.0.0.1:9/prap-events", "event_types": ["started", "ended"]},
+        expect=201,
+    )
+    crm = _bearer(Role.provider, "crm", ("referrals",))
+
     async def refer(forename: str, nino: str) -> dict[str, Any]:
         body = {
             "programme": "SES",
@@ -296,6 +309,56 @@ async def _flow(rec: Recorder) -> None:
     )
     await rec.call("getClaimHistory", "GET", f"/v1/claims/{claim['id']}/history", clerk, expect=200)
 
+    await rec.call(
+        "updateParticipant",
+        "PATCH",
+        f"/v1/referrals/{second['id']}/participant",
+        jcp,
+        {"phone": "0113 496 0001", "title": None},
+        expect=200,
+    )
+    await rec.call(
+        "eraseReferral",
+        "POST",
+        f"/v1/referrals/{rejected['id']}/erasure",
+        post,
+        {"reason": "Erasure requested by the participant (GEN 136)."},
+        expect=200,
+    )
+    await rec.call(
+        "exportSubjectAccess", "POST", "/v1/subject-access", post, {"nino": "AB123456C"}, expect=200
+    )
+    await rec.call(
+        "listReadAudit",
+        "GET",
+        f"/v1/audit/reads?referral_id={first['id']}&limit=2",
+        post,
+        expect=200,
+    )
+    await rec.call(
+        "runRetentionJob", "POST", "/v1/jobs/retention/runs", admin, {"as_of": DAY}, expect=200
+    )
+    hooks = f"/v1/webhook-subscriptions/{subscription['id']}"
+    await rec.call(
+        "runSandboxWebhookDeliveries",
+        "POST",
+        "/v1/sandbox/webhook-deliveries/run",
+        body={},
+        expect=200,
+    )
+    await rec.call("listWebhookSubscriptions", "GET", "/v1/webhook-subscriptions", crm, expect=200)
+    deliveries = await rec.call(
+        "listWebhookDeliveries", "GET", f"{hooks}/deliveries?limit=2", crm, expect=200
+    )
+    await rec.call(
+        "retryWebhookDelivery",
+        "POST",
+        f"{hooks}/deliveries/{deliveries['items'][0]['id']}/retry",
+        crm,
+        {},
+        expect=202,
+    )
+
     run = await rec.call(
         "createPaymentRun", "POST", "/v1/payment-runs", post, {"month": "2026-03"}, expect=201
     )
@@ -326,6 +389,7 @@ async def _flow(rec: Recorder) -> None:
         "runAutoEndJob", "POST", "/v1/jobs/auto-end/runs", admin, {"as_of": DAY}, expect=200
     )
     await rec.call("listJobRuns", "GET", "/v1/jobs/runs", admin, expect=200)
+    await rec.call("deleteWebhookSubscription", "DELETE", hooks, crm, expect=204)
     await rec.call("resetSandboxClock", "DELETE", "/v1/sandbox/clock", expect=204)
 
 

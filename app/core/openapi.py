@@ -44,7 +44,7 @@ from app.referrals.states import EndCode
 # Semantic version of the document: bump it with every change to the document (minor for
 # additions, major for removals and changes a client could break on) and say what changed
 # in CHANGELOG.md. ``prap openapi`` refuses to write a changed document under an old version.
-API_VERSION = "1.1.0"
+API_VERSION = "1.2.0"
 
 EXAMPLES_FILE = Path(__file__).resolve().parent.parent.parent / "openapi" / "examples.json"
 
