@@ -37,7 +37,13 @@ from benchmarks.server import BENCH_SECRET
 async def app_under_test(name: str, url: str, stack: AsyncExitStack) -> Any:
     """The ASGI app with its lifespan entered: the API with production settings (INFO
     request logs), or the baseline."""
-    os.environ |= {"PRAP_DATABASE_URL": url, "PRAP_JWT_SECRET": BENCH_SECRET}
+    os.environ |= {
+        "PRAP_DATABASE_URL": url,
+        "PRAP_JWT_SECRET": BENCH_SECRET,
+        "PRAP_SECRET_KEY": "bench-server-secret",
+        "PRAP_NINO_DIGEST_KEY": "bench-nino-digest-key",
+        "PRAP_IDEMPOTENCY_ENCRYPTION_KEY": "bench-idempotency-key",
+    }
     if name == "api":
         from app.core.settings import Settings
         from app.main import create_app

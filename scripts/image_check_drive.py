@@ -107,6 +107,12 @@ def lifecycle(base: str, label: str) -> None:
     metrics = expect(call("GET", f"{base}/metrics", token=admin), 200, "metrics (admin)")
     if b"prap_" not in metrics.body:
         sys.exit("/metrics has no prap_ metric")
+    # The console's templates and GOV.UK Frontend assets are in the image (package data).
+    page = expect(call("GET", f"{base}/console", token=provider), 200, "the console's home")
+    if b"govuk-template" not in page.body:
+        sys.exit("the console's page is not the GOV.UK template")
+    css = f"{base}/console/static/govuk-frontend.min.css"
+    expect(call("GET", css), 200, "the console's GOV.UK Frontend stylesheet")
     print(f"   {label}: a referral created, acknowledged, accepted, started, ended; history ok")
 
 
