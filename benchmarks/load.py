@@ -40,6 +40,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.auth import Role, mint_token
+from app.webhooks.signing import new_secret
 from benchmarks.common import bench_url, fresh_database
 from benchmarks.server import (
     BENCH_SECRET,
@@ -358,13 +359,34 @@ def report(phases: list[Phase]) -> None:
 WARM_UP_SECONDS = 3
 
 
+async def subscribe_providers(url: str, receiver_url: str) -> None:
+    """One webhook subscription to every event per provider, so each event the API records
+    also writes a pending delivery (the outbox); nothing is sent (no worker runs). Set up
+    directly: the URL rules are tested elsewhere."""
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        for provider in PROVIDERS:
+            await connection.execute(
+                text(
+                    "INSERT INTO webhook_subscriptions (id, provider_id, url, event_types,"
+                    " secret, created_by, created_at) VALUES (:id, :p, :url, NULL,"
+                    " :secret, 'bench', now())"
+                ),
+                {"id": f"LOAD-{provider}", "p": provider, "url": receiver_url,
+                 "secret": new_secret()},
+            )  # fmt: skip
+    await engine.dispose()
+
+
 def main(
     seconds: int, clients: list[int], port: int, workers: int, pgbench: bool,
-    profile: Path | None, servers: list[str], log_level: str,
+    profile: Path | None, servers: list[str], log_level: str, outbox: bool = False,
 ) -> None:  # fmt: skip
     url = bench_url()
     fresh_database(url)
     asyncio.run(seed_contracts(url))
+    if outbox:
+        asyncio.run(subscribe_providers(url, "https://crm.example.org/never-sent"))
     random.seed(1)
     phases = []
     first_nino = 0
@@ -392,6 +414,9 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=8800)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pgbench", action="store_true", help="also pgbench one transition")
+    parser.add_argument(
+        "--outbox", action="store_true", help="subscribe every provider: each event queues one"
+    )
     parser.add_argument("--profile", type=Path, help="py-spy the servers into this folder")
     parser.add_argument("--servers", nargs="+", choices=list(SERVERS), default=list(SERVERS))
     parser.add_argument(
@@ -407,4 +432,5 @@ if __name__ == "__main__":
         arguments.profile,
         arguments.servers,
         arguments.log_level,
+        arguments.outbox,
     )
