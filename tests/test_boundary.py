@@ -27,6 +27,8 @@ from tests.test_scr_boundary import (
     scr_create_body,
 )
 
+JSON_BODY = {"content-type": "application/json"}
+
 # Every write route of the service, with an id where the path needs one.
 WRITE_ROUTES = (
     ("POST", "/v1/referrals"),
@@ -181,7 +183,9 @@ async def test_json_nested_a_thousand_deep_is_never_a_500(
         assert anonymous.status_code < 500, anonymous.text
         if not sandbox:
             assert_problem(anonymous, 401, "unauthenticated")
-        with_token = await client.request(method, path, content=nested(depth), headers=ADMIN)
+        with_token = await client.request(
+            method, path, content=nested(depth), headers={**ADMIN, **JSON_BODY}
+        )
         assert with_token.status_code < 500, with_token.text
         if method != "DELETE":  # DELETE takes no body
             assert with_token.status_code in (403, 404, 422), with_token.text
@@ -193,21 +197,25 @@ async def test_nesting_up_to_32_levels_is_json_and_deeper_is_a_validation_error(
 ) -> None:
     """api-contract.md, The boundary: JSON nested deeper than 32 levels is 422."""
     path = "/v1/service-credits/calculate"
-    at_limit = await client.post(path, content=nested(MAX_JSON_DEPTH), headers=JCP)
+    headers = {**JCP, **JSON_BODY}
+    at_limit = await client.post(path, content=nested(MAX_JSON_DEPTH), headers=headers)
     body = assert_problem(at_limit, 422, "validation-error")
     assert "nested" not in json.dumps(body["errors"])  # parsed: the schema said no
-    too_deep = await client.post(path, content=nested(MAX_JSON_DEPTH + 1), headers=JCP)
+    too_deep = await client.post(path, content=nested(MAX_JSON_DEPTH + 1), headers=headers)
     body = assert_problem(too_deep, 422, "validation-error")
     assert body["errors"] == [
         {"field": "body", "message": "The body is nested deeper than 32 levels."}
     ]
     arrays = b"[" * 33 + b"]" * 33
-    assert_problem(await client.post(path, content=arrays, headers=JCP), 422, "validation-error")
+    response = await client.post(path, content=arrays, headers=headers)
+    assert_problem(response, 422, "validation-error")
 
 
 async def test_nan_and_infinity_are_not_json(client: AsyncClient) -> None:
     for raw in (b'{"monthly_service_fee_pence": NaN}', b'{"x": Infinity}', b"-Infinity"):
-        response = await client.post("/v1/service-credits/calculate", content=raw, headers=JCP)
+        response = await client.post(
+            "/v1/service-credits/calculate", content=raw, headers={**JCP, **JSON_BODY}
+        )
         body = assert_problem(response, 422, "validation-error")
         assert body["errors"][0]["message"] == "The body is not valid JSON."
 

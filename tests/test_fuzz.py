@@ -219,6 +219,9 @@ CROSS_FIELD_RULES = (
     # A cursor the service did not issue: any string fits the schema, only issued ones are
     # accepted (api-contract.md: cursors are opaque and tamper-evident).
     "Invalid cursor.",
+    # A webhook URL must resolve to public addresses only (api-contract.md, Webhooks): DNS,
+    # which no schema can consult.
+    "resolve only to public addresses",
 )
 
 _NINOS = itertools.count(1)

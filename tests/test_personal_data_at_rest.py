@@ -62,6 +62,7 @@ def test_settings_keys_sandbox_defaults_and_previous_keys() -> None:
     assert Settings(sandbox=False, jwt_secret="x").missing_keys() == [
         "PRAP_NINO_DIGEST_KEY",
         "PRAP_IDEMPOTENCY_ENCRYPTION_KEY",
+        "PRAP_SECRET_KEY",
     ]
     keys = Settings(nino_digest_key="new", nino_digest_previous_keys="old, older").nino_digest_keys
     assert keys == ("new", "old", "older")

@@ -10,6 +10,7 @@ import signal
 import socket
 import time
 from collections import defaultdict
+from functools import partial
 from typing import Any
 
 import httpx
@@ -161,7 +162,9 @@ async def test_sigkill_mid_delivery_loses_no_delivery(
             "PRAP_WEBHOOK_TIMEOUT_SECONDS": "5",  # leases of 12 s
             "PRAP_WEBHOOK_CONCURRENCY": "4",
         }
-        server = await asyncio.to_thread(start_server, database_url, port, 1, TEST_SECRET, env)
+        server = await asyncio.to_thread(
+            partial(start_server, database_url, port, 1, TEST_SECRET, extra_env=env)
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if receiver.in_progress:
@@ -173,7 +176,9 @@ async def test_sigkill_mid_delivery_loses_no_delivery(
         assert list(before.values()).count("delivered") < 20, "killed too late to tell"
 
         receiver.answer = lambda _r: Answer()
-        server = await asyncio.to_thread(start_server, database_url, port, 1, TEST_SECRET, env)
+        server = await asyncio.to_thread(
+            partial(start_server, database_url, port, 1, TEST_SECRET, extra_env=env)
+        )
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:

@@ -62,9 +62,12 @@ async def test_retention_erases_exactly_the_closed_referrals_past_their_date(
     await api.create_contract(provider_id="P200", records_retention_end_date="2026-06-01")
     await api.create_contract(provider_id="P300")
     due = await _closed(client, "AB000001C", "P100")
-    still_open = (await create_referral(client, nino="AB000002C", provider_id="P100"))["id"]
     on_the_day = await _closed(client, "AB000003C", "P200")
     no_date = await _closed(client, "AB000004C", "P300")
+    # Still open on 1 June: made within its 30 days before auto DNA would close it (JFS 3.40,
+    # which holds on every read, so an older open referral would be closed, then erased).
+    await api.set_today("2026-05-20")
+    still_open = (await create_referral(client, nino="AB000002C", provider_id="P100"))["id"]
     await api.set_today("2026-06-01")
 
     first = await _retention(client)

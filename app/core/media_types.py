@@ -31,8 +31,8 @@ async def require_json_body(request: Request) -> None:
     """Raise 415 for a write whose body is not JSON-typed. A dependency, so that it runs
     where the order of checks puts it: ``require`` calls it after the role and scope checks,
     and routes without a token take it as a router dependency."""
-    if request.method not in _WRITE_METHODS:
-        return
+    if request.method not in _WRITE_METHODS or not request.url.path.startswith("/v1/"):
+        return  # the API's bodies are JSON; the console's forms are HTML forms
     if is_json_media_type(request.headers.get("content-type")):
         return
     if await request.body():

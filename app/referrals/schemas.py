@@ -14,6 +14,7 @@ from pydantic import (
     StrictBool,
     StringConstraints,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from app.contracts.schemas import ProviderId, WithoutNul
 from app.programmes.schemas import ProgrammeCode
@@ -111,8 +112,10 @@ class ParticipantPatch(Strict):
     change, so ``nino`` is not a member (a patch naming it is a validation error)."""
 
     title: ShortText | None = None
-    forename: Name | None = None
-    surname: Name | None = None
+    # A participant always has a name: the names may change but not be removed (the
+    # document says string, not null; a null is refused as off the schema).
+    forename: Name | SkipJsonSchema[None] = None
+    surname: Name | SkipJsonSchema[None] = None
     date_of_birth: date | None = None
     address: AddressPatch | None = None
     phone: Phone | None = None

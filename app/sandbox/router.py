@@ -60,7 +60,8 @@ def _as_text(value: object) -> object:
 
 
 def _within_clock_range(now: datetime) -> datetime:
-    if not EARLIEST_CLOCK <= now < LATEST_CLOCK:
+    # The date as written (the document's pattern says the same: a year 20xx).
+    if not EARLIEST_CLOCK.year <= now.year < LATEST_CLOCK.year:
         raise ValueError("must be from 2000-01-01 to 2099-12-31")
     return now
 
@@ -78,6 +79,7 @@ class ClockSet(BaseModel):
     now: SandboxInstant = Field(
         description="An RFC 3339 date-time with an offset, from 2000-01-01 to 2099-12-31.",
         examples=["2026-03-02T09:00:00Z"],
+        json_schema_extra={"pattern": "^20[0-9]{2}-"},
     )
 
 
