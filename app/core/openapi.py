@@ -73,8 +73,6 @@ _IDEMPOTENCY_HEADER = {
     "example": "3f1d7a52-6c1e-4b8e-9a55-2f0c9d2d8b61",
 }
 # Operations whose answers can carry personal data are never stored by caches.
-_PERSONAL_DATA_TAGS = frozenset({"referrals", "claims"})
-
 HEADERS: dict[str, dict[str, Any]] = {
     "X-Request-ID": {
         "description": "The request's id: the one you sent (1-200 characters), or a new one. "
@@ -253,9 +251,13 @@ def _schema_of(response: dict[str, Any], schemas: dict[str, Any]) -> dict[str, A
     return {}
 
 
-def _declare_headers(method: str, operation: dict[str, Any], schemas: dict[str, Any]) -> None:
-    """The headers each response carries, by the rules the service sends them by."""
-    personal = bool(_PERSONAL_DATA_TAGS & set(operation.get("tags", [])))
+def _declare_headers(
+    path: str, method: str, operation: dict[str, Any], schemas: dict[str, Any]
+) -> None:
+    """The headers each response carries, by the rules the service sends them by. Every /v1
+    answer is ``no-store`` (app.core.observability), whether or not it showed personal
+    data this time."""
+    personal = path.startswith("/v1/")
     idempotent = any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", []))
     for status, response in operation["responses"].items():
         code = int(status)
@@ -357,7 +359,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 sorted(operation["responses"].items(), key=lambda kv: kv[0])
             )
             _type_problems(operation, schemas, titles)
-            _declare_headers(method, operation, schemas)
+            _declare_headers(path, method, operation, schemas)
             _attach_examples(operation, recorded)
             # Said outright: no token needed (health, the catalogue, the sandbox).
             operation.setdefault("security", [])

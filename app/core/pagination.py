@@ -28,7 +28,11 @@ R = TypeVar("R")
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")]
 CursorParam = Annotated[
     str | None,
-    Query(max_length=200, description="`next_cursor` from the previous page."),
+    Query(
+        max_length=200,
+        description="`next_cursor` from the previous page. Cursors are opaque and signed: "
+        "one the service did not issue, or one changed by hand, is 422 `validation-error`.",
+    ),
 ]
 
 

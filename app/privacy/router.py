@@ -41,9 +41,9 @@ async def erase_referral(
     if_match: IfMatch = None,
 ) -> ReferralOut:
     """Erase the participant's personal data from a closed referral, its history and every
-    other place the service keeps it (GEN 136-137, domain.md §10). Ids, dates, status, codes,
-    claims and payments stay; the NINO lives on only as a keyed digest, for the open-referral
-    and re-referral rules."""
+    other place the service keeps it (DWP generic provider guidance 136-137). Ids, dates,
+    status, codes, claims and payments stay; the NINO lives on only as a keyed digest, for the
+    open-referral and re-referral rules."""
     referral = await service.erase_referral(session, clock, principal, referral_id, body, if_match)
     response.headers["ETag"] = etag(referral.version)
     return referral

@@ -202,7 +202,7 @@ async def update_participant(
     body: Annotated[ParticipantPatch, Body()],
     if_match: IfMatch = None,
 ) -> ReferralOut:
-    """A change of circumstances (JFS 4.23-4.24, domain.md §5a): a JSON merge patch (RFC
+    """A change of circumstances (Job Finding Support guidance 4.23-4.24): a JSON merge patch (RFC
     7396) of the participant, as `application/merge-patch+json` or `application/json`. The
     NINO cannot change; a closed referral cannot be changed; a MAPPA referral takes no
     contact details. Adds one `participant_changed` event naming the changed fields."""

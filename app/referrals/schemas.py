@@ -107,7 +107,7 @@ class AddressPatch(Strict):
 
 
 class ParticipantPatch(Strict):
-    """A JSON merge patch (RFC 7396) of the participant (JFS 4.23-4.24, domain.md §5a): a
+    """A JSON merge patch (RFC 7396) of the participant (Job Finding Support guidance 4.23-4.24): a
     member sets a field, ``null`` removes it, an absent one is left alone. The NINO cannot
     change, so ``nino`` is not a member (a patch naming it is a validation error)."""
 
@@ -303,7 +303,7 @@ class EventOut(BaseModel):
     changed_fields: list[str] | None = Field(
         default=None,
         description="`participant_changed`: the names of the fields that changed, never "
-        "their values (domain.md §5a).",
+        "their values.",
     )
 
 

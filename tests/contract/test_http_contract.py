@@ -257,3 +257,11 @@ def test_caller_actions_are_the_http_actions_of_the_transition_table() -> None:
 @pytest.mark.parametrize("path", ["/v1/referrals", "/problems"])
 async def test_every_response_has_a_request_id(client: AsyncClient, path: str) -> None:
     assert (await client.get(path, headers=JCP)).headers["x-request-id"]
+
+
+def test_the_document_cites_the_guidance_never_internal_files() -> None:
+    """Integrators have the DWP guidance, not our working files: descriptions cite it by name
+    and paragraph (issue "An API a CRM team can integrate alone")."""
+    document = (ROOT / "openapi" / "openapi.json").read_text()
+    for internal in ("domain.md", "api-contract.md", "style.md", "seeds/"):
+        assert internal not in document, internal
