@@ -42,10 +42,13 @@ from app.core.clock import Clock, real_now
 from app.core.ids import new_id
 from app.core.problems import ProblemError
 from app.referrals import rules
+from app.referrals.digests import nino_digest
 from app.referrals.states import EndCode, ReferralAction
 from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS
 
 SECRET = os.environ.get("PRAP_JWT_SECRET", "")
+# The API finds a participant's referrals by a keyed digest of the NINO (GEN 136): so does this.
+NINO_DIGEST_KEY = os.environ.get("PRAP_NINO_DIGEST_KEY", "bench-nino-digest-key")
 DSN = os.environ.get("PRAP_DATABASE_URL", "").replace("postgresql+asyncpg", "postgresql")
 LOOP_ACTIONS = (A := ReferralAction).acknowledge, A.accept, A.start, A.end
 
@@ -173,7 +176,7 @@ async def json_body(request: Request) -> dict[str, Any]:
 def representation(row: asyncpg.Record, claims: dict[str, Any], clock: Clock) -> dict[str, Any]:
     facts = SimpleNamespace(**row)
     document = dict(row)
-    document.pop("nino")
+    document.pop("nino_digest")  # never shown, as in the API
     role, scopes = claims["role"], claims.get("scope", "").split()
     document["allowed_actions"] = [
         a
@@ -200,6 +203,7 @@ async def create(request: Request) -> Response:
     nino = rules.normalise_nino(str(participant.get("nino", "")))
     if programme is None or not rules.is_valid_nino(nino) or "provider_id" not in body:
         raise Problem(422, "validation-error", "Validation error")
+    digest = nino_digest(nino, NINO_DIGEST_KEY)
     clock = Clock.at(real_now())
     today = clock.today
     async with POOL.acquire() as connection, connection.transaction():
@@ -214,8 +218,8 @@ async def create(request: Request) -> Response:
             raise Problem(422, "no-contract", "No contract")
         prior = await connection.fetch(
             "SELECT status, end_code, re_referral FROM referrals"
-            " WHERE nino = $1 AND programme = $2",
-            nino,
+            " WHERE nino_digest = $1 AND programme = $2",
+            digest,
             programme["code"],
         )
         re_referral = rules.classify_new_referral(
@@ -223,8 +227,8 @@ async def create(request: Request) -> Response:
         )
         participant = participant | {"nino": nino}
         row = await connection.fetchrow(
-            "INSERT INTO referrals (id, programme, provider_id, contract_id, status, nino,"
-            " referral_date, acknowledgement_due, auto_dna_on, initial_meeting_due,"
+            "INSERT INTO referrals (id, programme, provider_id, contract_id, status,"
+            " nino_digest, referral_date, acknowledgement_due, auto_dna_on, initial_meeting_due,"
             " outcome_recorded_due, re_referral, mappa, participant, markers, details,"
             " created_at, updated_at, version) VALUES ($1, $2, $3, $4, 'referred', $5, $6, $7,"
             " $8, $9, $10, $11, false, $12, '{}', '{}', $13, $13, 1) RETURNING *",
@@ -232,7 +236,7 @@ async def create(request: Request) -> Response:
             programme["code"],
             body["provider_id"],
             contract,
-            nino,
+            digest,
             today,
             rules.acknowledgement_deadline(today, programme["acknowledge_working_days"]),
             today + timedelta(days=programme["auto_dna_days"]),

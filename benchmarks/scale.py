@@ -47,17 +47,18 @@ from app.core.database import create_session_factory
 from app.core.pagination import encode_cursor
 from app.credits import service as credits
 from app.jobs.service import Job, Trigger, run_job
+from app.referrals.digests import nino_digest
 from benchmarks.auto_dna import RAW as RAW_AUTO_DNA
 from benchmarks.common import fresh_database
 from benchmarks.load import PROVIDERS, bearer, nino, percentile
-from benchmarks.server import start_server, stop_server
+from benchmarks.server import BENCH_NINO_DIGEST_KEY, start_server, stop_server
 
 SCALE_URL = "postgresql+asyncpg://prap:prap@127.0.0.1:5432/prap_scale"
 SMALL_URL = SCALE_URL + "_small"
 FIRST_DAY, AS_OF = date(2016, 12, 1), date(2026, 11, 30)
 NOW = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
 COLUMNS = (
-    "id", "programme", "provider_id", "contract_id", "status", "nino", "referral_date",
+    "id", "programme", "provider_id", "contract_id", "status", "nino_digest", "referral_date",
     "acknowledgement_due", "acknowledged_at", "start_date", "auto_dna_on", "auto_end_on",
     "initial_meeting_due", "outcome_recorded_due", "outcome_recorded_on",
     "initial_meeting_date", "end_date", "end_code", "last_engagement_date",
@@ -111,7 +112,8 @@ def referrals(count: int, due: int) -> Iterator[tuple[Any, ...]]:
         ended = status == "ended"
         end = start + timedelta(days=30) if ended and start else None
         yield (
-            referral_id(g), "JFS", provider, f"SCALE-{provider}", status, number, day,
+            referral_id(g), "JFS", provider, f"SCALE-{provider}", status,
+            nino_digest(number, BENCH_NINO_DIGEST_KEY), day,
             day + timedelta(days=2), at if kind != "open" else None, start,
             day + timedelta(days=30), start + timedelta(days=30) if start else None,
             day + timedelta(days=12), day + timedelta(days=14),

@@ -14,6 +14,8 @@ from typing import IO
 import httpx
 
 BENCH_SECRET = "bench-secret"
+# The servers' NINO digest key, for benchmarks that seed referrals directly.
+BENCH_NINO_DIGEST_KEY = "bench-nino-digest-key"
 
 
 def server_env(
@@ -28,7 +30,7 @@ def server_env(
             "PRAP_DATABASE_URL": database_url,
             "PRAP_JWT_SECRET": secret,
             "PRAP_SECRET_KEY": "bench-server-secret",
-            "PRAP_NINO_DIGEST_KEY": "bench-nino-digest-key",
+            "PRAP_NINO_DIGEST_KEY": BENCH_NINO_DIGEST_KEY,
             "PRAP_IDEMPOTENCY_ENCRYPTION_KEY": "bench-idempotency-key",
             "PRAP_SANDBOX": "0",
             "PRAP_SCHEDULER": "0",
