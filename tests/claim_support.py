@@ -1,4 +1,4 @@
-"""Helpers for the claims and payments tests (tests/test_claims.py, tests/test_payments.py).
+"""Helpers for the claims and payments tests (tests/claims/test_api.py, tests/payments/test_api.py).
 
 Segregation of duties (GEN 122): the user who records a start or an end may not claim for
 that referral, so lifecycle actions go through ``PROVIDER_A`` / ``PROVIDER_B`` (delivery

@@ -22,23 +22,7 @@ from app.cli import migrate_database
 from app.core.settings import Settings
 from app.main import create_app
 from tests.helpers import TEST_SECRET, Api
-
-MUTABLE_TABLES = (
-    "webhook_deliveries",
-    "webhook_subscriptions",
-    "payment_lines",
-    "payment_runs",
-    "claim_events",
-    "claims",
-    "referral_events",
-    "referrals",
-    "contracts",
-    "idempotency_referrals",
-    "idempotency_records",
-    "sandbox_clock",
-    "job_runs",
-    "referral_reads",
-)
+from tests.tables import empty_tables
 
 
 def _database_url() -> str:
@@ -105,15 +89,7 @@ def _clean_tables(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture
 async def _empty_tables(app: FastAPI) -> None:
-    engine = app.state.engine
-    async with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            await connection.execute(
-                text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} RESTART IDENTITY CASCADE")
-            )
-        else:
-            for table in MUTABLE_TABLES:
-                await connection.execute(text(f"DELETE FROM {table}"))
+    await empty_tables(app.state.engine)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Working-day arithmetic, as properties (app/core/calendar.py; domain.md §3, JFS annex 3,
-JFS 3.07). The worked examples are in tests/test_calendar.py. No app, no database."""
+JFS 3.07). The worked examples are in tests/core/test_calendar_examples.py. No app, no database."""
 
 from __future__ import annotations
 

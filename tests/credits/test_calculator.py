@@ -1,5 +1,5 @@
 """The service-credit calculator's small functions (app/credits/calculator.py; domain.md
-§9, JFS 6.07-6.08). ``calculate`` itself is tested in tests/test_credits_calculator.py.
+§9, JFS 6.07-6.08). ``calculate`` itself is tested in tests/credits/test_calculate.py.
 No app, no database."""
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from app.core.settings import Settings
 from benchmarks.load import nino
 from benchmarks.server import server_env, stop_server
 from tests.helpers import TEST_SECRET, token
-from tests.test_resilience import _free_port
+from tests.system.test_resilience import _free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 

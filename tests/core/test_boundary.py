@@ -19,13 +19,13 @@ from sqlalchemy import inspect, text
 from app.core.auth import Principal, Role
 from app.core.boundary import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from app.core.pagination import encode_cursor
-from tests.helpers import ADMIN, JCP, PROVIDER_A, TEST_SECRET, Api, assert_problem, auth, token
-from tests.test_scr_boundary import (
+from tests.core.test_scr_boundary import (
     SECRET_FORENAME,
     assert_no_secret,
     captured_logs,  # noqa: F401  (a fixture)
     scr_create_body,
 )
+from tests.helpers import ADMIN, JCP, PROVIDER_A, TEST_SECRET, Api, assert_problem, auth, token
 
 JSON_BODY = {"content-type": "application/json"}
 

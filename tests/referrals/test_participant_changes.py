@@ -23,7 +23,7 @@ from tests.helpers import (
     assert_problem,
     create_referral,
 )
-from tests.test_tenancy_and_reads import settled_feed
+from tests.referrals.test_tenancy import settled_feed
 
 MERGE_PATCH = "application/merge-patch+json"
 DAY = "2026-03-02"

@@ -30,7 +30,7 @@ from fastapi import FastAPI
 
 from tests.helpers import PROVIDER, token
 
-SPEC = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
+SPEC = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 PACKAGE = "prap_generated_client"
 BASE_URL = "http://prap.test"
 

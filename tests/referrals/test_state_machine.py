@@ -42,7 +42,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import text
 
 from app.core.settings import Settings
 from app.main import create_app
@@ -56,8 +55,8 @@ from app.referrals.states import (
     ReferralStatus,
 )
 from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS
-from tests.conftest import MUTABLE_TABLES
 from tests.helpers import Caller, referral_body
+from tests.tables import empty_tables
 
 T = TypeVar("T")
 
@@ -357,15 +356,7 @@ class Env:
         return self.run(self.client.request(method, url, **kwargs))
 
     async def _clean(self) -> None:
-        engine = self.app.state.engine
-        async with engine.begin() as connection:
-            if engine.dialect.name == "postgresql":
-                await connection.execute(
-                    text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} RESTART IDENTITY CASCADE")
-                )
-            else:
-                for table in MUTABLE_TABLES:
-                    await connection.execute(text(f"DELETE FROM {table}"))
+        await empty_tables(self.app.state.engine)
 
     def clean(self) -> None:
         self.run(self._clean())

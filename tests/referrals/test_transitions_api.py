@@ -22,12 +22,11 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient, Response
-from sqlalchemy import text
 
 from app.referrals.states import ActorRole, ReferralAction, ReferralStatus
 from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS, Transition
-from tests.conftest import MUTABLE_TABLES
 from tests.helpers import JCP, POST, Api, Caller, assert_problem, referral_body
+from tests.tables import empty_tables
 
 TODAY = "2026-03-02"  # a Monday; the acknowledgement is due on Tuesday 3 March
 NOW = f"{TODAY}T10:00:00Z"
@@ -187,15 +186,7 @@ def _clean_tables() -> None:
 
 @pytest.fixture(scope="module", autouse=True)
 async def world(app: FastAPI) -> None:
-    engine = app.state.engine
-    async with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            await connection.execute(
-                text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} RESTART IDENTITY CASCADE")
-            )
-        else:
-            for table in MUTABLE_TABLES:
-                await connection.execute(text(f"DELETE FROM {table}"))
+    await empty_tables(app.state.engine)
     async with AsyncClient(transport=ASGITransport(app=app), base_url="http://prap.test") as c:
         api = Api(c)
         await api.set_clock(NOW)

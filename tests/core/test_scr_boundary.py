@@ -30,6 +30,7 @@ from tests.helpers import (
     create_referral,
     referral_body,
 )
+from tests.tables import MUTABLE_TABLES
 
 # Values that appear nowhere but in the refused bodies: if any of them turns up in the
 # database, a log line or a response, some of the body was kept.
@@ -49,7 +50,6 @@ SECRETS = (
     "2031-07-04",
 )
 
-MUTABLE_TABLES = ("referrals", "referral_events", "idempotency_records", "contracts")
 UNKNOWN_ID = "01JZZZZZZZZZZZZZZZZZZZZZZZ"
 
 
@@ -58,10 +58,9 @@ UNKNOWN_ID = "01JZZZZZZZZZZZZZZZZZZZZZZZ"
 
 async def table_dump(app: FastAPI) -> dict[str, list[str]]:
     """Every row of every table a request could write to, as text."""
-    tables = (*MUTABLE_TABLES, "sandbox_clock")
     dump: dict[str, list[str]] = {}
     async with app.state.engine.connect() as connection:
-        for table in tables:
+        for table in MUTABLE_TABLES:
             rows = (await connection.execute(text(f"SELECT * FROM {table}"))).all()
             dump[table] = [repr(tuple(row)) for row in rows]
     return dump

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from httpx import AsyncClient
 
-COMMITTED = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
+COMMITTED = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 
 
 async def test_committed_document_matches_the_served_one(client: AsyncClient) -> None:
