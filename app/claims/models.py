@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.claims.states import LIVE_CLAIMS_SQL
+from app.claims.transitions import LIVE_CLAIMS_SQL
 from app.core.database import Base, BigIntPK, UTCDateTime
 
 

@@ -17,6 +17,13 @@ from app.claims import rules
 from app.claims.models import Claim, ClaimEvent
 from app.claims.schemas import ClaimCreate, ClaimEventOut, ClaimOut
 from app.claims.states import ClaimEventType, ClaimStatus, ClaimType
+from app.claims.transitions import (
+    INITIAL_STATUS,
+    LIVE_CLAIM_STATUSES,
+    TRANSITIONS,
+    VALIDATED_STATUSES,
+    ClaimAction,
+)
 from app.contracts.models import Contract
 from app.core.auth import Principal
 from app.core.clock import Clock
@@ -102,7 +109,7 @@ async def _validated_outcome(session: AsyncSession, referral_id: str) -> Claim |
     statement = select(Claim).where(
         Claim.referral_id == referral_id,
         Claim.claim_type == ClaimType.job_outcome,
-        Claim.status.in_([ClaimStatus.validated, ClaimStatus.paid]),
+        Claim.status.in_([str(s) for s in VALIDATED_STATUSES]),
     )
     return (await session.scalars(statement)).first()
 
@@ -112,7 +119,7 @@ async def _live_claim_exists(session: AsyncSession, referral_id: str, claim_type
         exists().where(
             Claim.referral_id == referral_id,
             Claim.claim_type == claim_type,
-            Claim.status.in_([ClaimStatus.submitted, ClaimStatus.validated, ClaimStatus.paid]),
+            Claim.status.in_([str(s) for s in LIVE_CLAIM_STATUSES]),
         )
     )
     return bool(await session.scalar(statement))
@@ -168,7 +175,7 @@ async def create_claim(
         provider_id=referral.provider_id,
         programme=referral.programme,
         claim_type=body.claim_type,
-        status=ClaimStatus.submitted,
+        status=INITIAL_STATUS,
         amount_pence=amount,
         job_start_date=job_start_date,
         hours_per_week=body.hours_per_week,
@@ -206,29 +213,29 @@ async def _decide(
     clock: Clock,
     principal: Principal,
     claim_id: str,
-    target: ClaimStatus,
+    action: ClaimAction,
     if_match: str | None,
     reason: str | None = None,
 ) -> ClaimOut:
+    """Validate or reject, as the claim state table allows (domain.md §8)."""
+    transition = TRANSITIONS[action]
     claim = await get_readable_claim(session, principal, claim_id, for_update=True)
     if if_match is not None and not if_match_allows(if_match, claim.version):
         raise PreconditionFailed()
-    if claim.status != ClaimStatus.submitted:
+    if not transition.allows(claim.status):
         raise InvalidTransition("Only a submitted claim can be validated or rejected.")
-    claim.status = target
+    claim.status = transition.target
     claim.updated_at = clock.now
-    if target is ClaimStatus.validated:
+    if action is ClaimAction.validate:
         claim.validated_at = clock.now
-        event = ClaimEventType.validated
     else:
         claim.rejected_at = clock.now
         claim.rejection_reason = reason
-        event = ClaimEventType.rejected
     try:
         await session.flush()
     except StaleDataError as error:
         raise InvalidTransition("The claim changed meanwhile; read it again.") from error
-    await _record(session, claim, event, clock, _actor(principal), {"reason": reason})
+    await _record(session, claim, transition.event, clock, _actor(principal), {"reason": reason})
     return ClaimOut.model_validate(claim)
 
 
@@ -239,7 +246,7 @@ async def validate_claim(
     claim_id: str,
     if_match: str | None = None,
 ) -> ClaimOut:
-    return await _decide(session, clock, principal, claim_id, ClaimStatus.validated, if_match)
+    return await _decide(session, clock, principal, claim_id, ClaimAction.validate, if_match)
 
 
 async def reject_claim(
@@ -250,9 +257,7 @@ async def reject_claim(
     reason: str,
     if_match: str | None = None,
 ) -> ClaimOut:
-    return await _decide(
-        session, clock, principal, claim_id, ClaimStatus.rejected, if_match, reason
-    )
+    return await _decide(session, clock, principal, claim_id, ClaimAction.reject, if_match, reason)
 
 
 async def void_attachment_claims(
@@ -260,20 +265,21 @@ async def void_attachment_claims(
 ) -> None:
     """SES 3.15: backing out a start voids its attachment claim; one already paid is voided
     too, and the next payment run recovers it (domain.md §8)."""
+    void = TRANSITIONS[ClaimAction.void]
     statement = select(Claim).where(
         Claim.referral_id == referral_id,
         Claim.claim_type == ClaimType.attachment,
-        Claim.status.in_([ClaimStatus.submitted, ClaimStatus.validated, ClaimStatus.paid]),
+        Claim.status.in_([str(s) for s in void.sources_in_order]),
     )
     for claim in (await session.scalars(statement.with_for_update())).all():
-        claim.status = ClaimStatus.voided
+        claim.status = void.target
         claim.voided_at = clock.now
         claim.updated_at = clock.now
         await session.flush()
         await _record(
             session,
             claim,
-            ClaimEventType.voided,
+            void.event,
             clock,
             _actor(principal),
             {"reason": "start backed out"},

@@ -32,8 +32,3 @@ class ClaimEventType(enum.StrEnum):
     rejected = "rejected"
     voided = "voided"
     paid = "paid"
-
-
-# A claim still standing: one of each type per referral (rejected and voided ones are not).
-LIVE_CLAIM_STATUSES = (ClaimStatus.submitted, ClaimStatus.validated, ClaimStatus.paid)
-LIVE_CLAIMS_SQL = "status IN ('submitted', 'validated', 'paid')"

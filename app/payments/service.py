@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.claims.models import Claim, ClaimEvent
-from app.claims.states import ClaimEventType, ClaimStatus
+from app.claims.transitions import TRANSITIONS, ClaimAction
 from app.contracts.models import Contract
 from app.core.auth import Principal
 from app.core.clock import Clock
@@ -65,11 +65,12 @@ async def _pay_claims(session: AsyncSession, run: PaymentRun, clock: Clock) -> N
     each row and re-checks its status, so a claim voided by a back-out that commits first is
     skipped, a back-out that comes later finds it paid, and a racing run finds it taken.
     Lines and events are then written from the claims this run took."""
+    pay = TRANSITIONS[ClaimAction.pay]
     await session.execute(
         update(Claim)
-        .where(Claim.status == ClaimStatus.validated)
+        .where(Claim.status.in_([str(s) for s in pay.sources_in_order]))
         .values(
-            status=ClaimStatus.paid,
+            status=pay.target,
             paid_at=clock.now,
             payment_run_id=run.id,
             updated_at=clock.now,
@@ -109,11 +110,11 @@ async def _pay_claims(session: AsyncSession, run: PaymentRun, clock: Clock) -> N
             ],
             select(
                 Claim.id,
-                literal(str(ClaimEventType.paid)),
-                literal(str(ClaimStatus.paid)),
+                literal(str(pay.event)),
+                literal(str(pay.target)),
                 literal(clock.now, ClaimEvent.occurred_at.type),
                 literal(run.created_by),
-                literal("post"),
+                literal(str(pay.actor)),
                 literal(None),
                 literal({"payment_run_id": run.id}, ClaimEvent.data.type),
             )
@@ -143,7 +144,7 @@ async def _recover_voided_claims(session: AsyncSession, run: PaymentRun) -> None
                 -Claim.amount_pence,
                 literal(0),
             )
-            .where(Claim.status == ClaimStatus.voided, paid_line)
+            .where(Claim.status == TRANSITIONS[ClaimAction.void].target, paid_line)
             .order_by(Claim.id),
         )
         .on_conflict_do_nothing()

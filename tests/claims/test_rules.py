@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.claims import rules
-from app.claims.states import LIVE_CLAIM_STATUSES, LIVE_CLAIMS_SQL, ClaimStatus, ClaimType
+from app.claims.states import ClaimStatus, ClaimType
 from app.claims.states import OutcomeBasis as B
+from app.claims.transitions import LIVE_CLAIM_STATUSES, LIVE_CLAIMS_SQL
 from app.core.problems import ClaimNotEligible
 
 pytestmark = pytest.mark.pure

@@ -7,13 +7,26 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from app.core.problems import ValidationProblem
 from app.referrals.models import ReferralEvent
 from app.webhooks.payload import delivery_body, delivery_data
 from app.webhooks.schedule import RETRY_WINDOW, backoff, next_attempt_after_failure
 from app.webhooks.signing import new_secret, signed_headers
-from app.webhooks.urls import UnsafeUrl, is_allowed_address, parse_target
+from app.webhooks.urls import (
+    Target,
+    UnsafeUrl,
+    check_subscription_url,
+    is_allowed_address,
+    is_public_address,
+    parse_target,
+    resolve_allowed,
+)
+
+pytestmark = pytest.mark.pure
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -45,6 +58,40 @@ def test_only_public_addresses_and_in_the_sandbox_loopback(
     assert is_allowed_address(address, sandbox=True) is sandbox
 
 
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("::ffff:93.184.215.14", True),  # IPv4 inside IPv6 is judged as IPv4
+        ("127.0.0.1", False),
+        ("fe80::1%eth0", False),  # a zone id does not hide a link-local address
+        ("ff02::1", False),  # multicast
+        ("240.0.0.1", False),  # reserved
+    ],
+)
+def test_public_addresses_only(address: str, public: bool) -> None:
+    assert is_public_address(address) is public
+
+
+async def test_resolving_an_address_checks_every_answer() -> None:
+    """Literal addresses resolve without DNS: the check is the same as for a name."""
+    assert await resolve_allowed(Target("https", "93.184.215.14", 443), sandbox=False) == [
+        "93.184.215.14"
+    ]
+    assert await resolve_allowed(Target("http", "127.0.0.1", 80), sandbox=True) == ["127.0.0.1"]
+    for host in ("127.0.0.1", "10.0.0.1"):
+        with pytest.raises(UnsafeUrl):
+            await resolve_allowed(Target("https", host, 443), sandbox=False)
+
+
+async def test_a_refused_subscription_url_is_a_validation_problem_without_the_url() -> None:
+    url = "https://10.0.0.1/secret-path"
+    with pytest.raises(ValidationProblem) as refused:
+        await check_subscription_url(url, sandbox=False)
+    assert "secret-path" not in str(refused.value)
+    await check_subscription_url("https://93.184.215.14/h", sandbox=False)
+
+
 def test_https_only_outside_the_sandbox() -> None:
     assert parse_target("https://crm.example.org/h", sandbox=False).port == 443
     assert parse_target("http://127.0.0.1:8080/h", sandbox=True).port == 8080
@@ -65,6 +112,26 @@ def test_backoff_doubles_and_retries_for_at_least_24_hours() -> None:
         now, attempts = retry, attempts + 1
     assert now - T0 >= RETRY_WINDOW
     assert now - T0 < RETRY_WINDOW + timedelta(hours=4)
+
+
+@settings(deadline=None)
+@given(attempts=st.integers(min_value=1, max_value=10_000))
+def test_backoff_never_shrinks_and_stays_within_bounds(attempts: int) -> None:
+    assert timedelta(seconds=30) <= backoff(attempts) <= timedelta(hours=4)
+    assert backoff(attempts) <= backoff(attempts + 1)
+
+
+@settings(deadline=None)
+@given(
+    elapsed=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3)),
+    attempts=st.integers(min_value=1, max_value=100),
+)
+def test_a_retry_comes_after_now_only_inside_the_window(elapsed: timedelta, attempts: int) -> None:
+    retry = next_attempt_after_failure(T0, T0 + elapsed, attempts)
+    if elapsed >= RETRY_WINDOW:
+        assert retry is None
+    else:
+        assert retry == T0 + elapsed + backoff(attempts)
 
 
 def _event(data: dict[str, object], event_type: str = "rejected") -> ReferralEvent:
