@@ -1,53 +1,45 @@
-"""Claim use cases: submit (provider), validate and reject (post), void on back-out, read.
+"""Claim use cases: submit (provider), validate and reject (post), void on back-out, pay in a
+run, read.
 
-Providers see and act on their own provider's claims only; every query starts from
-``readable_claims``. Each change writes a claim event in the same transaction.
+Providers see and act on their own provider's claims only (``repository.readable_claims``).
+Each change of status follows the claim state table (``app.claims.transitions``) and writes
+a claim event in the same transaction. Other features call the public functions here; the
+referral and the contract come from their own features' services.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.claims import rules
-from app.claims.models import Claim, ClaimEvent
+from app.claims import repository, rules
+from app.claims.models import Claim
 from app.claims.schemas import ClaimCreate, ClaimEventOut, ClaimOut
 from app.claims.states import ClaimEventType, ClaimStatus, ClaimType
-from app.claims.transitions import (
-    INITIAL_STATUS,
-    LIVE_CLAIM_STATUSES,
-    TRANSITIONS,
-    VALIDATED_STATUSES,
-    ClaimAction,
-)
-from app.contracts.models import Contract
+from app.claims.transitions import INITIAL_STATUS, TRANSITIONS, ClaimAction
+from app.contracts import service as contracts
 from app.core.auth import Principal
 from app.core.clock import Clock
 from app.core.etags import if_match_allows
 from app.core.ids import new_id
-from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import (
     DuplicateClaim,
     InvalidTransition,
-    NotFound,
     PreconditionFailed,
     SegregationOfDuties,
 )
 from app.programmes.service import programme_params
-from app.referrals.models import Referral, ReferralEvent
-from app.referrals.repository import get_readable
-from app.referrals.states import EventType
+
+Actor = repository.Actor
 
 
-def readable_claims(principal: Principal) -> Select[Claim]:
-    statement = select(Claim)
-    if principal.is_provider:
-        statement = statement.where(Claim.provider_id == principal.provider_id)
-    return statement
+def _actor(principal: Principal) -> Actor:
+    return principal.sub, str(principal.role), principal.provider_id
 
 
 async def _record(
@@ -55,87 +47,34 @@ async def _record(
     claim: Claim,
     event_type: ClaimEventType,
     clock: Clock,
-    actor: tuple[str, str, str | None],
+    actor: Actor,
     data: dict[str, Any] | None = None,
 ) -> None:
-    sub, role, provider_id = actor
-    session.add(
-        ClaimEvent(
-            claim_id=claim.id,
-            type=event_type,
-            status=claim.status,
-            occurred_at=clock.now,
-            actor_sub=sub,
-            actor_role=role,
-            actor_provider_id=provider_id,
-            data=data or {},
-        )
-    )
-    await session.flush()
-
-
-def _actor(principal: Principal) -> tuple[str, str, str | None]:
-    return principal.sub, str(principal.role), principal.provider_id
-
-
-async def _recorded_start_or_end(
-    session: AsyncSession, referral: Referral, principal: Principal
-) -> bool:
-    """GEN 122: did this person record the referral's start or end?"""
-    statement = select(
-        exists().where(
-            ReferralEvent.referral_id == referral.id,
-            ReferralEvent.type.in_([EventType.started, EventType.ended]),
-            ReferralEvent.actor_sub == principal.sub,
-            ReferralEvent.actor_provider_id == principal.provider_id,
-        )
-    )
-    return bool(await session.scalar(statement))
+    await repository.add_event(session, claim, event_type, clock.now, actor, data or {})
 
 
 async def has_claimed_for(session: AsyncSession, referral_id: str, principal: Principal) -> bool:
     """GEN 122, the other way round: has this person claimed for the referral?"""
-    statement = select(
-        exists().where(
-            Claim.referral_id == referral_id,
-            Claim.submitted_by == principal.sub,
-            Claim.provider_id == principal.provider_id,
-        )
-    )
-    return bool(await session.scalar(statement))
-
-
-async def _validated_outcome(session: AsyncSession, referral_id: str) -> Claim | None:
-    statement = select(Claim).where(
-        Claim.referral_id == referral_id,
-        Claim.claim_type == ClaimType.job_outcome,
-        Claim.status.in_([str(s) for s in VALIDATED_STATUSES]),
-    )
-    return (await session.scalars(statement)).first()
-
-
-async def _live_claim_exists(session: AsyncSession, referral_id: str, claim_type: str) -> bool:
-    statement = select(
-        exists().where(
-            Claim.referral_id == referral_id,
-            Claim.claim_type == claim_type,
-            Claim.status.in_([str(s) for s in LIVE_CLAIM_STATUSES]),
-        )
-    )
-    return bool(await session.scalar(statement))
+    return await repository.claimed_by(session, referral_id, principal.sub, principal.provider_id)
 
 
 async def create_claim(
     session: AsyncSession, clock: Clock, principal: Principal, body: ClaimCreate
 ) -> ClaimOut:
-    referral = await get_readable(session, principal, body.referral_id, for_update=True)
-    if await _recorded_start_or_end(session, referral, principal):
+    # referrals.service imports this module's has_claimed_for and void_attachment_claims as
+    # it loads; importing it back here, at call time, keeps that cycle out of module loading.
+    from app.referrals import service as referrals
+
+    referral = await referrals.lock_readable_referral(session, principal, body.referral_id)
+    # GEN 122: whoever recorded the referral's start or end may not claim for it.
+    if await referrals.recorded_start_or_end(
+        session, referral.id, principal.sub, principal.provider_id
+    ):
         raise SegregationOfDuties()
-    if await _live_claim_exists(session, referral.id, body.claim_type):
+    if await repository.live_claim_exists(session, referral.id, body.claim_type):
         raise DuplicateClaim()
     programme = await programme_params(session, referral.programme)
-    contract = await session.get(Contract, referral.contract_id)
-    assert contract is not None
+    contract = await contracts.contract_by_id(session, referral.contract_id)
     job_start_date = body.job_start_date
     match body.claim_type:
         case ClaimType.attachment:
@@ -160,7 +99,7 @@ async def create_claim(
             amount = rules.check_funded(
                 body.claim_type, programme.funds_sustainment, contract.sustainment_fee_pence
             )
-            outcome = await _validated_outcome(session, referral.id)
+            outcome = await repository.validated_outcome(session, referral.id)
             job_start_date = outcome.job_start_date if outcome else None
             rules.check_sustainment(
                 outcome_validated=outcome is not None,
@@ -186,9 +125,8 @@ async def create_claim(
         submitted_at=clock.now,
         updated_at=clock.now,
     )
-    session.add(claim)
     try:
-        await session.flush()
+        await repository.add_claim(session, claim)
     except IntegrityError as error:
         # A racing claim of the same type got there first (unique index on live claims).
         raise DuplicateClaim() from error
@@ -199,13 +137,7 @@ async def create_claim(
 async def get_readable_claim(
     session: AsyncSession, principal: Principal, claim_id: str, *, for_update: bool = False
 ) -> Claim:
-    statement = readable_claims(principal).where(Claim.id == claim_id)
-    if for_update:
-        statement = statement.with_for_update()
-    claim = (await session.scalars(statement)).one_or_none()
-    if claim is None:
-        raise NotFound("No such claim.")
-    return claim
+    return await repository.get_readable(session, principal, claim_id, for_update=for_update)
 
 
 async def _decide(
@@ -266,24 +198,56 @@ async def void_attachment_claims(
     """SES 3.15: backing out a start voids its attachment claim; one already paid is voided
     too, and the next payment run recovers it (domain.md §8)."""
     void = TRANSITIONS[ClaimAction.void]
-    statement = select(Claim).where(
-        Claim.referral_id == referral_id,
-        Claim.claim_type == ClaimType.attachment,
-        Claim.status.in_([str(s) for s in void.sources_in_order]),
-    )
-    for claim in (await session.scalars(statement.with_for_update())).all():
+    for claim in await repository.lock_claims_of(
+        session, referral_id, ClaimType.attachment, void.sources_in_order
+    ):
         claim.status = void.target
         claim.voided_at = clock.now
         claim.updated_at = clock.now
         await session.flush()
         await _record(
-            session,
-            claim,
-            void.event,
-            clock,
-            _actor(principal),
-            {"reason": "start backed out"},
+            session, claim, void.event, clock, _actor(principal), {"reason": "start backed out"}
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLine:
+    """What a payment run needs of a claim it pays or recovers (domain.md §8)."""
+
+    claim_id: str
+    contract_id: str
+    provider_id: str
+    amount_pence: int
+
+
+def _line(claim: Claim) -> ClaimLine:
+    return ClaimLine(claim.id, claim.contract_id, claim.provider_id, claim.amount_pence)
+
+
+async def pay_claims(
+    session: AsyncSession, clock: Clock, run_id: str, run_created_by: str
+) -> list[ClaimLine]:
+    """JFS 6.01-6.03: take every claim the state table lets a run pay, for this run, with its
+    ``paid`` event; the claims taken, in id order. Set-based, and race-safe by the
+    conditional UPDATE (``repository.pay_for_run``)."""
+    pay = TRANSITIONS[ClaimAction.pay]
+    await repository.pay_for_run(session, pay, run_id, clock.now, run_created_by)
+    return [_line(c) for c in await repository.paid_in_run(session, run_id)]
+
+
+async def voided_after_payment(session: AsyncSession) -> list[ClaimLine]:
+    """domain.md §8: paid claims that a back-out voided since (SES 3.15), for a run to
+    recover (the run's unique index makes each recovery once)."""
+    voided = TRANSITIONS[ClaimAction.void].target
+    return [_line(c) for c in await repository.voided_after_payment(session, voided)]
+
+
+async def claims_of_referrals(session: AsyncSession, referral_ids: Sequence[str]) -> list[ClaimOut]:
+    """Every claim of these referrals, whoever made it (subject access, domain.md §10)."""
+    return [
+        ClaimOut.model_validate(c)
+        for c in await repository.claims_of_referrals(session, referral_ids)
+    ]
 
 
 async def list_claims(
@@ -297,20 +261,17 @@ async def list_claims(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[ClaimOut], str | None]:
-    statement = readable_claims(principal)
-    if status is not None:
-        statement = statement.where(Claim.status == status)
-    if claim_type is not None:
-        statement = statement.where(Claim.claim_type == claim_type)
-    if referral_id is not None:
-        statement = statement.where(Claim.referral_id == referral_id)
-    if provider_id is not None:
-        statement = statement.where(Claim.provider_id == provider_id)
-    if cursor is not None:
-        (after,) = decode_cursor(cursor, str)
-        statement = statement.where(Claim.id > after)
-    page, next_cursor = await fetch_page(
-        session, statement.order_by(Claim.id), limit, lambda c: encode_cursor(c.id)
+    page, next_cursor = await repository.page_of(
+        session,
+        principal,
+        filters={
+            "status": status,
+            "claim_type": claim_type,
+            "referral_id": referral_id,
+            "provider_id": provider_id,
+        },
+        cursor=cursor,
+        limit=limit,
     )
     return [ClaimOut.model_validate(c) for c in page], next_cursor
 
@@ -318,8 +279,7 @@ async def list_claims(
 async def claim_history(
     session: AsyncSession, principal: Principal, claim_id: str
 ) -> list[ClaimEventOut]:
-    await get_readable_claim(session, principal, claim_id)
-    statement = select(ClaimEvent).where(ClaimEvent.claim_id == claim_id).order_by(ClaimEvent.id)
+    await repository.get_readable(session, principal, claim_id)
     return [
         ClaimEventOut.model_validate(
             {
@@ -334,5 +294,5 @@ async def claim_history(
                 **{k: v for k, v in e.data.items() if k in ("reason", "payment_run_id")},
             }
         )
-        for e in (await session.scalars(statement)).all()
+        for e in await repository.events_of(session, claim_id)
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 from sqlalchemy import Select, select
@@ -9,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts.models import Contract
 from app.core.auth import Principal
+from app.core.pagination import decode_cursor, encode_cursor, fetch_page
+from app.core.problems import NotFound
 
 
 def readable_contracts(principal: Principal) -> Select[Contract]:
@@ -16,6 +19,41 @@ def readable_contracts(principal: Principal) -> Select[Contract]:
     if principal.is_provider:
         statement = statement.where(Contract.provider_id == principal.provider_id)
     return statement
+
+
+async def add(session: AsyncSession, contract: Contract) -> None:
+    session.add(contract)
+    await session.flush()
+
+
+async def get_readable(session: AsyncSession, principal: Principal, contract_id: str) -> Contract:
+    statement = readable_contracts(principal).where(Contract.id == contract_id)
+    contract = (await session.scalars(statement)).one_or_none()
+    if contract is None:
+        raise NotFound("No such contract.")
+    return contract
+
+
+async def page_of(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    provider_id: str | None,
+    programme: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Contract], str | None]:
+    statement = readable_contracts(principal)
+    if provider_id is not None:
+        statement = statement.where(Contract.provider_id == provider_id)
+    if programme is not None:
+        statement = statement.where(Contract.programme == programme)
+    if cursor is not None:
+        (after,) = decode_cursor(cursor, str)
+        statement = statement.where(Contract.id > after)
+    return await fetch_page(
+        session, statement.order_by(Contract.id), limit, lambda c: encode_cursor(c.id)
+    )
 
 
 async def contract_in_force(
@@ -35,3 +73,25 @@ async def contract_in_force(
         .limit(1)
     )
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def by_id(session: AsyncSession, contract_id: str) -> Contract | None:
+    return await session.get(Contract, contract_id)
+
+
+async def charging_service_fees(session: AsyncSession, programmes: Sequence[str]) -> list[Contract]:
+    """Contracts on these programmes with a monthly service fee to pay (JFS 6.01)."""
+    statement = (
+        select(Contract)
+        .where(Contract.programme.in_(programmes), Contract.monthly_service_fee_pence > 0)
+        .order_by(Contract.id)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def past_retention(session: AsyncSession, as_of: date) -> list[str]:
+    """Ids of contracts whose Records Retention End Date is before ``as_of`` (JFS 1.33)."""
+    statement = (
+        select(Contract.id).where(Contract.records_retention_end_date < as_of).order_by(Contract.id)
+    )
+    return list((await session.scalars(statement)).all())

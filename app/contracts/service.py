@@ -1,21 +1,25 @@
+"""Contracts (domain.md §7-8): create and read, and what other features need of a contract."""
+
 from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.contracts import repository
 from app.contracts.models import Contract
-from app.contracts.repository import readable_contracts
 from app.contracts.schemas import ContractCreate, ContractOut
 from app.core.auth import Principal
 from app.core.clock import Clock
 from app.core.ids import new_id
-from app.core.pagination import Page, decode_cursor, encode_cursor, fetch_page
+from app.core.pagination import Page
 from app.core.problems import NotFound
 
 
 async def create_contract(session: AsyncSession, clock: Clock, body: ContractCreate) -> ContractOut:
     contract = Contract(id=new_id(), created_at=clock.now, **body.model_dump())
-    session.add(contract)
-    await session.flush()
+    await repository.add(session, contract)
     return ContractOut.model_validate(contract)
 
 
@@ -28,23 +32,52 @@ async def list_contracts(
     cursor: str | None,
     limit: int,
 ) -> Page[ContractOut]:
-    statement = readable_contracts(principal)
-    if provider_id is not None:
-        statement = statement.where(Contract.provider_id == provider_id)
-    if programme is not None:
-        statement = statement.where(Contract.programme == programme)
-    if cursor is not None:
-        (after,) = decode_cursor(cursor, str)
-        statement = statement.where(Contract.id > after)
-    page, next_cursor = await fetch_page(
-        session, statement.order_by(Contract.id), limit, lambda c: encode_cursor(c.id)
+    page, next_cursor = await repository.page_of(
+        session,
+        principal,
+        provider_id=provider_id,
+        programme=programme,
+        cursor=cursor,
+        limit=limit,
     )
     return Page(items=[ContractOut.model_validate(c) for c in page], next_cursor=next_cursor)
 
 
 async def get_contract(session: AsyncSession, principal: Principal, contract_id: str) -> Contract:
-    statement = readable_contracts(principal).where(Contract.id == contract_id)
-    contract = (await session.scalars(statement)).one_or_none()
+    return await repository.get_readable(session, principal, contract_id)
+
+
+# --- for other features ----------------------------------------------------------------------
+
+
+async def contract_by_id(session: AsyncSession, contract_id: str) -> ContractOut:
+    """A contract another record points at (a foreign key holds it, so it exists)."""
+    contract = await repository.by_id(session, contract_id)
     if contract is None:
         raise NotFound("No such contract.")
-    return contract
+    return ContractOut.model_validate(contract)
+
+
+async def contract_in_force(
+    session: AsyncSession, *, provider_id: str, programme: str, on: date
+) -> Contract | None:
+    """The provider's contract for the programme in force on ``on`` (referrals: a new
+    referral's contract)."""
+    return await repository.contract_in_force(
+        session, provider_id=provider_id, programme=programme, on=on
+    )
+
+
+async def charging_service_fees(
+    session: AsyncSession, programmes: Sequence[str]
+) -> list[ContractOut]:
+    """Contracts on these programmes with a monthly service fee (payment runs, JFS 6.01)."""
+    return [
+        ContractOut.model_validate(c)
+        for c in await repository.charging_service_fees(session, programmes)
+    ]
+
+
+async def past_retention(session: AsyncSession, as_of: date) -> list[str]:
+    """Ids of the contracts whose records retention ended before ``as_of`` (JFS 1.33)."""
+    return await repository.past_retention(session, as_of)

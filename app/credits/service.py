@@ -1,8 +1,7 @@
 """Live customer service standards for a contract, from the referrals recorded (domain.md §9).
 
 Cohort counts come from one SQL aggregate over the contract's referrals (never loaded into
-Python); each referral carries its CSS deadlines and the day its outcome was first recorded,
-so the aggregate compares plain dates on both databases.
+Python), which the referrals feature runs for us (``referrals.service.cohort_counts``).
 """
 
 from __future__ import annotations
@@ -11,11 +10,10 @@ import csv
 import io
 from calendar import monthrange
 from datetime import date, timedelta
+from typing import Protocol
 
-from sqlalchemy import ColumnElement, and_, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.contracts.models import Contract
 from app.core.calendar import nth_working_day_after
 from app.core.clock import Clock
 from app.credits.calculator import (
@@ -34,8 +32,18 @@ from app.credits.schemas import (
     StandardOut,
 )
 from app.programmes.service import ProgrammeParams, programme_params
-from app.referrals.models import Referral
-from app.referrals.states import ReferralStatus
+from app.referrals import service as referrals
+
+
+class PricedContract(Protocol):
+    """What a report needs of a contract (a contract row or its representation)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def programme(self) -> str: ...
+    @property
+    def monthly_service_fee_pence(self) -> int: ...
 
 
 def month_of(day: date) -> str:
@@ -58,52 +66,11 @@ def months_between(first: str, last: str) -> list[str]:
     return list(reversed(months))
 
 
-def month_key(dialect: str) -> ColumnElement[str]:
-    if dialect == "postgresql":
-        return func.to_char(Referral.referral_date, "YYYY-MM")
-    return func.strftime("%Y-%m", Referral.referral_date)
-
-
-def _count(*conditions: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.count().filter(and_(*conditions))
-
-
 async def cohort_counts(
     session: AsyncSession, contract_id: str, first: str, last: str
 ) -> dict[str, MonthInput]:
     """CSS 1 and CSS 2 counts per cohort month (JFS 7.44)."""
-    month = month_key(session.get_bind().dialect.name).label("month")
-    not_rejected = Referral.status != ReferralStatus.rejected
-    statement = (
-        select(
-            month,
-            # CSS 1: referrals whose participant had an initial meeting (a start, or a
-            # did-not-start with its meeting date); met when held by the 8th working day.
-            _count(
-                Referral.initial_meeting_date.is_not(None),
-                Referral.initial_meeting_due.is_not(None),
-            ).label("css1_eligible"),
-            _count(Referral.initial_meeting_date <= Referral.initial_meeting_due).label("css1_met"),
-            # CSS 2: referrals not rejected; met when a start, DNA or DNS was recorded by the
-            # 10th working day (auto DNA records nothing, so it is not met).
-            _count(not_rejected, Referral.outcome_recorded_due.is_not(None)).label("css2_eligible"),
-            _count(
-                not_rejected, Referral.outcome_recorded_on <= Referral.outcome_recorded_due
-            ).label("css2_met"),
-        )
-        .where(
-            Referral.contract_id == contract_id,
-            Referral.referral_date >= first_day(first),
-            Referral.referral_date <= last_day(last),
-        )
-        .group_by(month)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        # A contract's cohort is most of its rows: a generic cached plan (which asyncpg's
-        # prepared statements get after five runs) walks the index row by row, 2-4x slower
-        # than the plan made for the actual bounds (benchmarks/service_credits.py).
-        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-    rows = (await session.execute(statement)).all()
+    rows = await referrals.cohort_counts(session, contract_id, first_day(first), last_day(last))
     return {
         row.month: MonthInput(
             month=row.month,
@@ -166,7 +133,7 @@ def calculate_report(fee_pence: int, months: list[MonthInput]) -> ServiceCreditR
 
 
 async def contract_report(
-    session: AsyncSession, clock: Clock, contract: Contract, first: str, last: str
+    session: AsyncSession, clock: Clock, contract: PricedContract, first: str, last: str
 ) -> ContractServiceCreditReport:
     # Eleven months before ``first`` give context: runs of red or amber and the rolling
     # twelve months (JFS 6.07-6.10) do not stop at the edge of the report.

@@ -163,3 +163,27 @@ async def purge_expired(session: AsyncSession) -> int:
         delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= real_now())
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- for other features ---
+# Imports here, not at the top, so this section merges apart from the rest of the file.
+
+from collections.abc import Sequence as _Sequence  # noqa: E402
+
+
+async def forget_answers_showing(session: AsyncSession, referral_ids: _Sequence[str]) -> None:
+    """GEN 136-137: stored answers that showed these referrals' participants go, whoever
+    asked (erasure, app.privacy), with the links that said so."""
+    shown = select(IdempotencyReferral.record_id).where(
+        IdempotencyReferral.referral_id.in_(referral_ids)
+    )
+    await session.execute(
+        delete(IdempotencyRecord)
+        .where(IdempotencyRecord.id.in_(shown))
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(
+        delete(IdempotencyReferral)
+        .where(IdempotencyReferral.referral_id.in_(referral_ids))
+        .execution_options(synchronize_session=False)
+    )

@@ -12,7 +12,7 @@ class Programme(Base):
     __tablename__ = "programmes"
     # The catalogue is seeded by migration (0001, 0005), not written by requests: the tests'
     # table cleaning keeps it.
-    __table_args__ = {"info": {"reference_data": True}}  # noqa: RUF012
+    __table_args__ = {"info": {"reference_data": True}}
 
     code: Mapped[str] = mapped_column(String(8), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))

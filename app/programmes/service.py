@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.programmes import repository
 from app.programmes.models import Programme
 from app.programmes.schemas import AllottedFrom, FundingElement, ProgrammeCode, ProgrammeOut
 
@@ -38,8 +38,7 @@ def to_out(programme: Programme) -> ProgrammeOut:
 
 
 async def list_programmes(session: AsyncSession) -> list[ProgrammeOut]:
-    rows = (await session.execute(select(Programme).order_by(Programme.code))).scalars()
-    return [to_out(p) for p in rows]
+    return [to_out(p) for p in await repository.all_programmes(session)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +72,7 @@ async def catalogue(session: AsyncSession, code: str | None = None) -> dict[str,
     database = str(session.get_bind().engine.url)
     programmes = _catalogues.get(database)
     if programmes is None or (code is not None and code not in programmes):
-        rows = (await session.scalars(select(Programme))).all()
+        rows = await repository.all_programmes(session)
         names = [f.name for f in fields(ProgrammeParams)]
         programmes = {
             p.code: ProgrammeParams(
@@ -88,6 +87,11 @@ async def catalogue(session: AsyncSession, code: str | None = None) -> dict[str,
 
 async def programme_params(session: AsyncSession, code: str) -> ProgrammeParams:
     return (await catalogue(session, code))[code]
+
+
+async def funding_service_fee(session: AsyncSession) -> list[str]:
+    """The programmes that pay a monthly service fee (GEN 16)."""
+    return sorted(p.code for p in (await catalogue(session)).values() if p.funds_service_fee)
 
 
 async def exclusive_programmes(session: AsyncSession) -> frozenset[str]:

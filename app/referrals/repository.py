@@ -115,3 +115,285 @@ def visible_horizon(dialect: str) -> ColumnElement[Any] | None:
     if dialect == "postgresql":
         return cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger)
     return None
+
+
+# --- for other features ---
+# Queries other features need of referrals and their events, reached only through the
+# public functions at the end of ``referrals.service`` (tests/system/test_feature_boundaries).
+# Imports here, not at the top, so this section merges apart from the rest of the file.
+
+import typing as _typing  # noqa: E402
+from collections.abc import Sequence as _Sequence  # noqa: E402
+
+from sqlalchemy import String as _String  # noqa: E402
+from sqlalchemy import Subquery as _Subquery  # noqa: E402
+from sqlalchemy import Table as _Table  # noqa: E402
+from sqlalchemy import and_ as _and  # noqa: E402
+from sqlalchemy import bindparam as _bindparam  # noqa: E402
+from sqlalchemy import exists as _exists  # noqa: E402
+from sqlalchemy import insert as _insert  # noqa: E402
+from sqlalchemy import text as _text  # noqa: E402
+from sqlalchemy import update as _update  # noqa: E402
+
+from app.referrals.models import EVENT_COLUMNS as _EVENT_COLUMNS  # noqa: E402
+from app.referrals.states import TERMINAL_STATES as _TERMINAL_STATES  # noqa: E402
+from app.referrals.states import EventType as _EventType  # noqa: E402
+
+
+async def recorded_start_or_end(
+    session: AsyncSession, referral_id: str, sub: str, provider_id: str | None
+) -> bool:
+    """GEN 122: did this person record the referral's start or end?"""
+    statement = select(
+        _exists().where(
+            ReferralEvent.referral_id == referral_id,
+            ReferralEvent.type.in_([_EventType.started, _EventType.ended]),
+            ReferralEvent.actor_sub == sub,
+            ReferralEvent.actor_provider_id == provider_id,
+        )
+    )
+    return bool(await session.scalar(statement))
+
+
+def referral_month(dialect: str) -> ColumnElement[str]:
+    """The referral date's calendar month, ``YYYY-MM``, in SQL."""
+    if dialect == "postgresql":
+        return func.to_char(Referral.referral_date, "YYYY-MM")
+    return func.strftime("%Y-%m", Referral.referral_date)
+
+
+def _count(*conditions: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.count().filter(_and(*conditions))
+
+
+async def cohort_counts(
+    session: AsyncSession, contract_id: str, first: date, last: date
+) -> list[Any]:
+    """CSS 1 and CSS 2 counts per cohort month of the contract's referrals (JFS 7.44,
+    domain.md §9): one SQL aggregate, never the rows. Each referral carries its CSS
+    deadlines and the day its outcome was first recorded, so it compares plain dates."""
+    dialect = session.get_bind().dialect.name
+    month = referral_month(dialect).label("month")
+    not_rejected = Referral.status != ReferralStatus.rejected
+    statement = (
+        select(
+            month,
+            # CSS 1: referrals whose participant had an initial meeting (a start, or a
+            # did-not-start with its meeting date); met when held by the 8th working day.
+            _count(
+                Referral.initial_meeting_date.is_not(None),
+                Referral.initial_meeting_due.is_not(None),
+            ).label("css1_eligible"),
+            _count(Referral.initial_meeting_date <= Referral.initial_meeting_due).label("css1_met"),
+            # CSS 2: referrals not rejected; met when a start, DNA or DNS was recorded by the
+            # 10th working day (auto DNA records nothing, so it is not met).
+            _count(not_rejected, Referral.outcome_recorded_due.is_not(None)).label("css2_eligible"),
+            _count(
+                not_rejected, Referral.outcome_recorded_on <= Referral.outcome_recorded_due
+            ).label("css2_met"),
+        )
+        .where(
+            Referral.contract_id == contract_id,
+            Referral.referral_date >= first,
+            Referral.referral_date <= last,
+        )
+        .group_by(month)
+    )
+    if dialect == "postgresql":
+        # A contract's cohort is most of its rows: a generic cached plan (which asyncpg's
+        # prepared statements get after five runs) walks the index row by row, 2-4x slower
+        # than the plan made for the actual bounds (benchmarks/service_credits.py).
+        await session.execute(_text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    return list((await session.execute(statement)).all())
+
+
+async def referral_months(
+    session: AsyncSession, contract_ids: _Sequence[str], up_to: date
+) -> set[tuple[str, str]]:
+    """(contract id, month) for every month up to ``up_to`` in which referrals were made to
+    these contracts (JFS 6.03)."""
+    if not contract_ids:
+        return set()
+    month = referral_month(session.get_bind().dialect.name).label("month")
+    statement = (
+        select(Referral.contract_id, month)
+        .where(Referral.contract_id.in_(contract_ids), Referral.referral_date <= up_to)
+        .group_by(Referral.contract_id, month)
+    )
+    return {(row.contract_id, row.month) for row in await session.execute(statement)}
+
+
+def announced_events(events: Select[int]) -> _Subquery:
+    """What the outbox needs of the events ``events`` selects (their ids): one subquery, so
+    the jobs' deliveries are written set-based (app.webhooks)."""
+    return (
+        select(
+            ReferralEvent.id.label("event_id"),
+            ReferralEvent.referral_id,
+            ReferralEvent.provider_id,
+            ReferralEvent.type,
+            ReferralEvent.occurred_at,
+        )
+        .where(ReferralEvent.id.in_(events))
+        .subquery("announced")
+    )
+
+
+async def events_by_id(session: AsyncSession, event_ids: _Sequence[int]) -> list[ReferralEvent]:
+    statement = select(ReferralEvent).where(ReferralEvent.id.in_(event_ids))
+    return list((await session.scalars(statement)).all())
+
+
+async def events_of_referrals(
+    session: AsyncSession, referral_ids: _Sequence[str]
+) -> list[ReferralEvent]:
+    statement = (
+        select(ReferralEvent)
+        .where(ReferralEvent.referral_id.in_(referral_ids))
+        .order_by(ReferralEvent.referral_id, ReferralEvent.id)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+def _quoted(values: _typing.Iterable[str]) -> str:
+    # Constants of the calling feature's rules only, never input.
+    return ", ".join(f"'{v}'" for v in sorted(values))
+
+
+# Each event keeps only the fields named (json_each and an aggregate exist on both
+# databases, under these names).
+_SCRUB_EVENTS = """
+UPDATE referral_events SET data = COALESCE((
+    SELECT {aggregate}(f.key, f.value) FROM json_each(referral_events.data) AS f
+    WHERE f.key IN ({kept})
+       OR (f.key = 'reason' AND referral_events.type IN ({coded}))
+), {empty})
+WHERE referral_id IN :ids
+"""
+
+
+async def scrub_event_data(
+    session: AsyncSession,
+    referral_ids: _Sequence[str],
+    *,
+    kept_fields: frozenset[str],
+    coded_reason_events: frozenset[str],
+) -> None:
+    """Keep only ``kept_fields`` of these referrals' events (and ``reason`` where it is a
+    code): one statement, whatever the number of referrals."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    scrub = _SCRUB_EVENTS.format(
+        aggregate="json_object_agg" if postgres else "json_group_object",
+        empty="CAST('{}' AS json)" if postgres else "json('{}')",
+        kept=_quoted(kept_fields),
+        coded=_quoted(coded_reason_events),
+    )
+    await session.execute(
+        _text(scrub).bindparams(_bindparam("ids", expanding=True)), {"ids": list(referral_ids)}
+    )
+
+
+def _not_erased(referral_ids: _Sequence[str]) -> tuple[ColumnElement[bool], ...]:
+    return (Referral.id.in_(referral_ids), Referral.erased_at.is_(None))
+
+
+async def not_erased(session: AsyncSession, referral_ids: _Sequence[str]) -> list[str]:
+    statement = select(Referral.id).where(*_not_erased(referral_ids))
+    return list((await session.scalars(statement)).all())
+
+
+async def add_events_set_based(
+    session: AsyncSession,
+    referral_ids: _Sequence[str],
+    event_type: _EventType,
+    occurred_at: Any,
+    actor: tuple[str, str, str | None],
+    data: dict[str, object],
+) -> None:
+    """One event each for those of these referrals not erased yet, one INSERT ... SELECT."""
+    dialect = session.get_bind().dialect.name
+    await session.execute(
+        _insert(_typing.cast(_Table, ReferralEvent.__table__)).from_select(
+            _EVENT_COLUMNS,
+            select(
+                transaction_id(dialect),
+                Referral.id,
+                Referral.provider_id,
+                literal(str(event_type), _String),
+                literal(occurred_at, ReferralEvent.occurred_at.type),
+                literal(actor[0], _String),
+                literal(actor[1], _String),
+                literal(actor[2], _String),
+                Referral.version + 1,
+                Referral.status,
+                literal(data, ReferralEvent.data.type),
+            )
+            .where(*_not_erased(referral_ids))
+            .order_by(Referral.id),
+        )
+    )
+
+
+def events_of_type(referral_ids: _Sequence[str], event_type: _EventType) -> Select[int]:
+    return select(ReferralEvent.id).where(
+        ReferralEvent.referral_id.in_(referral_ids), ReferralEvent.type == str(event_type)
+    )
+
+
+async def clear_personal_data(session: AsyncSession, referral_ids: _Sequence[str], now: Any) -> int:
+    result = await session.execute(
+        _update(Referral)
+        .where(*_not_erased(referral_ids))
+        .values(
+            participant=None,
+            markers=None,
+            details=None,
+            mappa=None,
+            erased_at=now,
+            updated_at=now,
+            version=Referral.version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def closed_not_erased(
+    session: AsyncSession, contract_ids: _Sequence[str], after: str, limit: int
+) -> list[str]:
+    """A batch of closed, not yet erased referrals of these contracts, by id after
+    ``after``; on PostgreSQL locked ``SKIP LOCKED``, so replicas share the work."""
+    statement = (
+        select(Referral.id)
+        .where(
+            Referral.contract_id.in_(contract_ids),
+            Referral.status.in_([str(s) for s in _TERMINAL_STATES]),
+            Referral.erased_at.is_(None),
+            Referral.id > after,
+        )
+        .order_by(Referral.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update(skip_locked=True)
+    return list((await session.scalars(statement)).all())
+
+
+async def with_participant_after(session: AsyncSession, after: str, limit: int) -> list[Any]:
+    """(id, nino_digest, participant) of referrals that still hold a participant."""
+    statement = (
+        select(Referral.id, Referral.nino_digest, Referral.participant)
+        .where(Referral.id > after, Referral.participant.is_not(None))
+        .order_by(Referral.id)
+        .limit(limit)
+    )
+    return list((await session.execute(statement)).all())
+
+
+async def set_nino_digest(session: AsyncSession, referral_id: str, digest: str) -> None:
+    await session.execute(
+        _update(Referral)
+        .where(Referral.id == referral_id)
+        .values(nino_digest=digest)
+        .execution_options(synchronize_session=False)
+    )

@@ -609,3 +609,130 @@ async def change_feed(
     statement = statement.order_by(ReferralEvent.txid, ReferralEvent.id)
     page, next_cursor = await fetch_page(session, statement, limit, event_cursor)
     return [event_out(e) for e in page], next_cursor
+
+
+# --- for other features ---
+# What other features may ask of referrals and their events (tests/system/
+# test_feature_boundaries): they never read the referral tables themselves. Imports here, not
+# at the top, so this section merges apart from the rest of the file.
+
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+from sqlalchemy import Subquery as _Subquery  # noqa: E402
+
+from app.referrals import repository as _repository  # noqa: E402
+
+
+async def lock_readable_referral(
+    session: AsyncSession, principal: Principal, referral_id: str
+) -> Referral:
+    """The referral, locked for the caller's change (a claim on it, its erasure); 404 when
+    the caller may not see it (domain.md §1). The caller reads it and changes nothing."""
+    return await _repository.get_readable(session, principal, referral_id, for_update=True)
+
+
+async def recorded_start_or_end(
+    session: AsyncSession, referral_id: str, sub: str, provider_id: str | None
+) -> bool:
+    """GEN 122: did this person record the referral's start or end? (claims)"""
+    return await _repository.recorded_start_or_end(session, referral_id, sub, provider_id)
+
+
+@_dataclass(frozen=True, slots=True)
+class CohortCounts:
+    """One cohort month's CSS 1 and CSS 2 counts (JFS 7.44, domain.md §9)."""
+
+    month: str
+    css1_eligible: int
+    css1_met: int
+    css2_eligible: int
+    css2_met: int
+
+
+async def cohort_counts(
+    session: AsyncSession, contract_id: str, first: date, last: date
+) -> list[CohortCounts]:
+    """Per month of referral date between ``first`` and ``last`` (service credits)."""
+    return [
+        CohortCounts(r.month, r.css1_eligible, r.css1_met, r.css2_eligible, r.css2_met)
+        for r in await _repository.cohort_counts(session, contract_id, first, last)
+    ]
+
+
+async def referral_months(
+    session: AsyncSession, contract_ids: Sequence[str], up_to: date
+) -> set[tuple[str, str]]:
+    """(contract id, ``YYYY-MM``) of each month up to ``up_to`` in which referrals were made
+    to these contracts (payment runs, JFS 6.03)."""
+    return await _repository.referral_months(session, contract_ids, up_to)
+
+
+def announced_events(events: Select[int]) -> _Subquery:
+    """The outbox's view of the events ``events`` selects: ``event_id``, ``referral_id``,
+    ``provider_id``, ``type``, ``occurred_at`` (webhooks)."""
+    return _repository.announced_events(events)
+
+
+async def events_by_id(session: AsyncSession, event_ids: Sequence[int]) -> list[ReferralEvent]:
+    """These events as they stand now (webhook deliveries, built at send time)."""
+    return await _repository.events_by_id(session, event_ids)
+
+
+async def participant_referrals(
+    session: AsyncSession, digests: NinoDigests, nino: str
+) -> list[Referral]:
+    """Every referral of the participant, erased ones too: the digest still links them
+    (subject access, domain.md §10)."""
+    return await _repository.referrals_of(session, digests.every(nino))
+
+
+async def events_of_referrals(
+    session: AsyncSession, referral_ids: Sequence[str]
+) -> list[ReferralEvent]:
+    """These referrals' histories, by referral then oldest first (subject access)."""
+    return await _repository.events_of_referrals(session, referral_ids)
+
+
+async def erase_personal_data(
+    session: AsyncSession,
+    referral_ids: Sequence[str],
+    *,
+    clock: Clock,
+    actor: tuple[str, str, str | None],
+    data: dict[str, object],
+    kept_fields: frozenset[str],
+    coded_reason_events: frozenset[str],
+) -> tuple[int, Select[int]]:
+    """GEN 136-137, set-based (privacy decides what is personal): keep only ``kept_fields``
+    of the referrals' events, add an ``erased`` event to each not erased yet, and clear its
+    participant. Returns how many this call erased, and a select of the new events' ids (for
+    the outbox)."""
+    await _repository.scrub_event_data(
+        session, referral_ids, kept_fields=kept_fields, coded_reason_events=coded_reason_events
+    )
+    newly_erased = await _repository.not_erased(session, referral_ids)
+    await _repository.add_events_set_based(
+        session, referral_ids, EventType.erased, clock.now, actor, data
+    )
+    erased = await _repository.clear_personal_data(session, referral_ids, clock.now)
+    return erased, _repository.events_of_type(newly_erased, EventType.erased)
+
+
+async def closed_not_erased(
+    session: AsyncSession, contract_ids: Sequence[str], after: str, limit: int
+) -> list[str]:
+    """A batch of closed referrals of these contracts not erased yet (retention, JFS 1.33),
+    locked so that replicas share the work."""
+    if not contract_ids:
+        return []
+    return await _repository.closed_not_erased(session, contract_ids, after, limit)
+
+
+async def with_participant_after(session: AsyncSession, after: str, limit: int) -> list[Any]:
+    """(id, nino_digest, participant) of referrals still holding their participant, by id
+    after ``after`` (re-keying the NINO digests)."""
+    return await _repository.with_participant_after(session, after, limit)
+
+
+async def set_nino_digest(session: AsyncSession, referral_id: str, digest: str) -> None:
+    await _repository.set_nino_digest(session, referral_id, digest)

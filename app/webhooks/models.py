@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, Integer, String, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, BigIntPK, UTCDateTime
-from app.referrals.models import ReferralEvent
 
 PENDING_SQL = "status = 'pending'"
 
@@ -61,6 +60,7 @@ class WebhookDelivery(Base):
     subscription_id: Mapped[str] = mapped_column(
         ForeignKey("webhook_subscriptions.id", ondelete="CASCADE")
     )
+    # The event announced: a foreign key only; its data is read through referrals.service.
     event_id: Mapped[int] = mapped_column(ForeignKey("referral_events.id"))
     referral_id: Mapped[str] = mapped_column(String(26))
     event_type: Mapped[str] = mapped_column(String(32))
@@ -80,5 +80,3 @@ class WebhookDelivery(Base):
     # lease runs out and another worker sends it again (at least once).
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_token: Mapped[str | None] = mapped_column(String(32))
-
-    event: Mapped[ReferralEvent] = relationship(lazy="raise")

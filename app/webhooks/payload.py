@@ -9,11 +9,33 @@ is sent, from the event as it stands, so an erasure before then (GEN 136-137) is
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from app.core.clock import as_utc
-from app.referrals.models import ReferralEvent
 from app.referrals.states import CancellationReason, RejectionReason
+
+
+class FeedEvent(Protocol):
+    """What a delivery reads of a referral event (``referrals.service.events_by_id``)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def referral_id(self) -> str: ...
+    @property
+    def provider_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def referral_version(self) -> int: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+
 
 DELIVERED_FIELDS = frozenset(
     {
@@ -38,7 +60,7 @@ DELIVERED_FIELDS = frozenset(
 CODED_REASONS = frozenset(str(r) for r in (*RejectionReason, *CancellationReason))
 
 
-def delivery_data(event: ReferralEvent) -> dict[str, Any]:
+def delivery_data(event: FeedEvent) -> dict[str, Any]:
     data: dict[str, Any] = {
         "status": event.status,
         "version": event.referral_version,
@@ -53,7 +75,7 @@ def delivery_data(event: ReferralEvent) -> dict[str, Any]:
     return data
 
 
-def delivery_body(event: ReferralEvent) -> str:
+def delivery_body(event: FeedEvent) -> str:
     """The JSON text that is signed and sent, exactly."""
     return json.dumps(
         {

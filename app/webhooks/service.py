@@ -5,15 +5,17 @@ that rolled back")."""
 
 from __future__ import annotations
 
-from sqlalchemy import Select, delete
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.clock import Clock
 from app.core.ids import new_id
-from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import FieldError, NotFound, ValidationProblem
-from app.referrals.models import ReferralEvent
+from app.referrals import service as referrals
 from app.referrals.states import EventType
 from app.webhooks import repository
 from app.webhooks.models import WebhookDelivery, WebhookSubscription
@@ -34,24 +36,44 @@ MAX_SUBSCRIPTIONS_PER_PROVIDER = 10
 # --- the outbox ----------------------------------------------------------------------------
 
 
-async def enqueue_for_event(session: AsyncSession, event: ReferralEvent) -> None:
-    """Pending deliveries for one event just added to the session (not yet flushed): they
-    are written by the same flush, after the event, in the request's transaction. Called by
-    ``referrals.service._record_event``, so every event type recorded there is covered."""
-    for subscription_id in await repository.subscriptions_for(
-        session, event.provider_id, event.type
-    ):
-        session.add(
+class NewEvent(Protocol):
+    """What the outbox reads of a referral event just added to the session (its ``id`` is
+    None until flushed)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def referral_id(self) -> str: ...
+    @property
+    def provider_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+
+
+async def enqueue_for_event(session: AsyncSession, event: NewEvent) -> None:
+    """Pending deliveries for one event just added to the session, in the request's
+    transaction. Called by ``referrals.service._record_event``, so every event type recorded
+    there is covered."""
+    subscription_ids = await repository.subscriptions_for(session, event.provider_id, event.type)
+    if subscription_ids and event.id is None:
+        # The deliveries point at the event by id (the query above has usually flushed it).
+        await session.flush()
+    for subscription_id in subscription_ids:
+        assert event.id is not None
+        repository.add_delivery(
+            session,
             WebhookDelivery(
                 subscription_id=subscription_id,
-                event=event,
+                event_id=event.id,
                 referral_id=event.referral_id,
                 event_type=event.type,
                 status=str(DeliveryStatus.pending),
                 attempts=0,
                 created_at=event.occurred_at,
                 next_attempt_at=event.occurred_at,
-            )
+            ),
         )
 
 
@@ -59,7 +81,7 @@ async def enqueue_for_events(session: AsyncSession, events: Select[int]) -> None
     """Pending deliveries for events already written set-based (the automatic jobs): one
     INSERT ... SELECT joining the subscriptions, in the jobs' own transaction. ``events``
     selects the ids of the events to announce."""
-    await repository.insert_deliveries_for(session, events)
+    await repository.insert_deliveries_for(session, referrals.announced_events(events))
 
 
 # --- subscriptions -------------------------------------------------------------------------
@@ -109,16 +131,14 @@ async def create_subscription(
         created_by=principal.sub,
         created_at=clock.now,
     )
-    session.add(subscription)
-    await session.flush()
+    await repository.add_subscription(session, subscription)
     return SubscriptionCreated(
         **subscription_out(subscription).model_dump(), secret=subscription.secret
     )
 
 
 async def list_subscriptions(session: AsyncSession, principal: Principal) -> list[SubscriptionOut]:
-    statement = repository.readable_subscriptions(principal).order_by(WebhookSubscription.id)
-    return [subscription_out(s) for s in (await session.scalars(statement)).all()]
+    return [subscription_out(s) for s in await repository.subscriptions_of(session, principal)]
 
 
 async def delete_subscription(
@@ -126,11 +146,7 @@ async def delete_subscription(
 ) -> None:
     """Its deliveries go with it (nothing more is sent to a URL the provider gave up)."""
     subscription = await repository.get_readable_subscription(session, principal, subscription_id)
-    await session.execute(
-        delete(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription.id)
-    )
-    await session.delete(subscription)
-    await session.flush()
+    await repository.delete_subscription(session, subscription)
 
 
 # --- deliveries ----------------------------------------------------------------------------
@@ -163,15 +179,8 @@ async def list_deliveries(
 ) -> tuple[list[DeliveryOut], str | None]:
     """Newest first."""
     subscription = await repository.get_readable_subscription(session, principal, subscription_id)
-    statement = repository.deliveries_of(subscription.id)
-    if cursor is not None:
-        (before,) = decode_cursor(cursor, int)
-        statement = statement.where(WebhookDelivery.id < before)
-    page, next_cursor = await fetch_page(
-        session,
-        statement.order_by(WebhookDelivery.id.desc()),
-        limit,
-        lambda d: encode_cursor(d.id),
+    page, next_cursor = await repository.page_of_deliveries(
+        session, subscription.id, cursor=cursor, limit=limit
     )
     return [delivery_out(d) for d in page], next_cursor
 

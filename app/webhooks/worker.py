@@ -23,16 +23,15 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import structlog
 from prometheus_client import Counter as MetricCounter
-from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.clock import Clock, real_now
 from app.core.settings import Settings
-from app.referrals.models import ReferralEvent
+from app.referrals import service as referrals
 from app.sandbox.service import read_clock
-from app.webhooks.models import WebhookDelivery, WebhookSubscription
+from app.webhooks import repository
+from app.webhooks.models import WebhookDelivery
 from app.webhooks.payload import delivery_body
-from app.webhooks.repository import no_earlier_pending
 from app.webhooks.schedule import next_attempt_after_failure
 from app.webhooks.signing import signed_headers
 from app.webhooks.states import DeliveryStatus
@@ -100,23 +99,12 @@ async def take_due(
         # Subscriptions with all their slots busy are left out in SQL, so a backlog of one
         # never fills the candidates and hides everyone else's deliveries.
         saturated = [sub for sub, n in busy.items() if n >= cap]
-        statement = (
-            select(WebhookDelivery, WebhookSubscription.url, WebhookSubscription.secret)
-            .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
-            .where(
-                WebhookDelivery.status == str(DeliveryStatus.pending),
-                WebhookDelivery.next_attempt_at <= clock.now,
-                or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
-                no_earlier_pending(),
-                WebhookDelivery.subscription_id.not_in(saturated),
-            )
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-            .limit(limit * 2)
-            .with_for_update(of=WebhookDelivery, skip_locked=True)
+        candidates = await repository.due_candidates(
+            session, due_by=clock.now, now=now, saturated=saturated, limit=limit * 2
         )
         chosen: list[tuple[WebhookDelivery, str, str]] = []
         taken_now: Counter[str] = Counter()
-        for delivery, url, secret in await session.execute(statement):
+        for delivery, url, secret in candidates:
             sub = delivery.subscription_id
             if busy[sub] + taken_now[sub] >= cap:
                 continue
@@ -128,20 +116,11 @@ async def take_due(
             return clock, []
         events = {
             e.id: e
-            for e in (
-                await session.scalars(
-                    select(ReferralEvent).where(
-                        ReferralEvent.id.in_([d.event_id for d, _, _ in chosen])
-                    )
-                )
-            ).all()
+            for e in await referrals.events_by_id(session, [d.event_id for d, _, _ in chosen])
         }
         token = secrets.token_hex(16)  # this take's: the outcome is stored only under it
-        await session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_([d.id for d, _, _ in chosen]))
-            .values(lease_until=now + lease_length(settings), lease_token=token)
-            .execution_options(synchronize_session=False)
+        await repository.lease(
+            session, [d.id for d, _, _ in chosen], until=now + lease_length(settings), token=token
         )
         taken = []
         for delivery, url, secret in chosen:
@@ -217,15 +196,7 @@ async def record(
                 values["status"] = str(DeliveryStatus.failed)
             else:
                 values["next_attempt_at"] = retry_at
-        await session.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == taken.id,
-                WebhookDelivery.lease_token == taken.lease_token,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        await repository.record_attempt(session, taken.id, taken.lease_token, values)
 
 
 async def attempt(
