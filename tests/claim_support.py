@@ -7,9 +7,12 @@ staff, sub ``provider-user``) and claims through separate claims clerks.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
-from httpx import AsyncClient, Response
+import pytest
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient, Response
 
 from tests.helpers import (
     OTHER_PROVIDER,
@@ -18,6 +21,7 @@ from tests.helpers import (
     PROVIDER_A,
     PROVIDER_B,
     Api,
+    InFlight,
     act,
     auth,
     create_referral,
@@ -35,6 +39,25 @@ FEES = {
 }
 
 DAY0 = "2026-03-02"  # a Monday: referral, acceptance and start all on this day
+
+
+@pytest.fixture
+async def racing(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    """A client through an in-flight counter, to prove that racing requests overlapped
+    (``client.in_flight``). Shared by the claims and payments tests through their conftest."""
+    in_flight = InFlight(app)
+    async with AsyncClient(
+        transport=ASGITransport(app=in_flight), base_url="http://prap.test"
+    ) as c:
+        c.in_flight = in_flight  # type: ignore[attr-defined]
+        yield c
+
+
+def answer(response: Response, status: int = 200) -> dict[str, Any]:
+    """The JSON body of an answer that must have this status."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def nino(i: int) -> str:
@@ -60,10 +83,7 @@ async def accepted_referral(
     referral = await create_referral(
         client, nino=nino(i), programme=programme, provider_id=provider_id
     )
-    response = await act(client, referral["id"], "accept", headers=delivery(provider_id))
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return answer(await act(client, referral["id"], "accept", headers=delivery(provider_id)), 200)
 
 
 async def started_referral(
@@ -78,16 +98,16 @@ async def started_referral(
     """A referral made, accepted and started today (start date = today unless given)."""
     referral = await accepted_referral(client, i=i, programme=programme, provider_id=provider_id)
     start_date = start_date or referral["referral_date"]
-    response = await act(
-        client,
-        referral["id"],
-        "start",
-        {"start_date": start_date},
-        headers=starter or delivery(provider_id),
+    return answer(
+        await act(
+            client,
+            referral["id"],
+            "start",
+            {"start_date": start_date},
+            headers=starter or delivery(provider_id),
+        ),
+        200,
     )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def end_referral(
@@ -97,16 +117,16 @@ async def end_referral(
     *,
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    response = await act(
-        client,
-        referral["id"],
-        "end",
-        {"end_code": 1, "end_date": end_date, "last_engagement_date": end_date},
-        headers=headers or delivery(referral["provider_id"]),
+    return answer(
+        await act(
+            client,
+            referral["id"],
+            "end",
+            {"end_code": 1, "end_date": end_date, "last_engagement_date": end_date},
+            headers=headers or delivery(referral["provider_id"]),
+        ),
+        200,
     )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def claim(
@@ -132,17 +152,11 @@ async def claim_ok(
     headers: dict[str, str] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    response = await claim(client, referral_id, claim_type, headers=headers, **fields)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return answer(await claim(client, referral_id, claim_type, headers=headers, **fields), 201)
 
 
 async def validate(client: AsyncClient, claim_id: str) -> dict[str, Any]:
-    response = await client.post(f"/v1/claims/{claim_id}/validate", headers=POST, json={})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return answer(await client.post(f"/v1/claims/{claim_id}/validate", headers=POST, json={}), 200)
 
 
 async def reject(client: AsyncClient, claim_id: str, reason: str = "no evidence") -> Response:
@@ -152,10 +166,7 @@ async def reject(client: AsyncClient, claim_id: str, reason: str = "no evidence"
 async def get_claim(
     client: AsyncClient, claim_id: str, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    response = await client.get(f"/v1/claims/{claim_id}", headers=headers or POST)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return answer(await client.get(f"/v1/claims/{claim_id}", headers=headers or POST), 200)
 
 
 async def claim_history(client: AsyncClient, claim_id: str) -> list[dict[str, Any]]:
@@ -187,7 +198,4 @@ async def payment_run(
 
 
 async def payment_run_ok(client: AsyncClient, month: str) -> dict[str, Any]:
-    response = await payment_run(client, month)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return answer(await payment_run(client, month), 201)

@@ -15,8 +15,7 @@ from app.claims.models import Claim, ClaimEvent
 from app.claims.states import ClaimType
 from app.claims.transitions import LIVE_CLAIM_STATUSES, VALIDATED_STATUSES, ClaimTransition
 from app.core.auth import Principal
-from app.core.pagination import decode_cursor, encode_cursor, fetch_page
-from app.core.problems import NotFound
+from app.core.queries import one_or_not_found, page_by_id, where_equal
 
 Actor = tuple[str, str, str | None]  # sub, role, provider_id
 
@@ -36,12 +35,7 @@ async def get_readable(
     session: AsyncSession, principal: Principal, claim_id: str, *, for_update: bool = False
 ) -> Claim:
     statement = readable_claims(principal).where(Claim.id == claim_id)
-    if for_update:
-        statement = statement.with_for_update()
-    claim = (await session.scalars(statement)).one_or_none()
-    if claim is None:
-        raise NotFound("No such claim.")
-    return claim
+    return await one_or_not_found(session, statement, "No such claim.", for_update=for_update)
 
 
 async def page_of(
@@ -53,16 +47,8 @@ async def page_of(
     limit: int,
 ) -> tuple[list[Claim], str | None]:
     """Readable claims matching every given column filter, oldest first, a page at a time."""
-    statement = readable_claims(principal)
-    for column, value in filters.items():
-        if value is not None:
-            statement = statement.where(getattr(Claim, column) == value)
-    if cursor is not None:
-        (after,) = decode_cursor(cursor, str)
-        statement = statement.where(Claim.id > after)
-    return await fetch_page(
-        session, statement.order_by(Claim.id), limit, lambda c: encode_cursor(c.id)
-    )
+    statement = where_equal(readable_claims(principal), Claim, filters)
+    return await page_by_id(session, statement, Claim.id, cursor=cursor, limit=limit)
 
 
 async def events_of(session: AsyncSession, claim_id: str) -> list[ClaimEvent]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.types import DecoratedCallable
 
 from app.claims import service
 from app.claims.schemas import (
@@ -42,6 +44,23 @@ Post = Annotated[Principal, Depends(require(Role.post))]
 ClaimId = Annotated[str, Path(alias="id", max_length=40), WithoutNul]
 
 
+def _decision(path: str, operation_id: str) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """validateClaim and rejectClaim: post's decision on a submitted claim (domain.md §8),
+    which the claim state table may refuse."""
+    return router.post(
+        path,
+        operation_id=operation_id,
+        response_model=ClaimOut,
+        responses=problem_responses(NotFound, PreconditionFailed, InvalidTransition),
+    )
+
+
+def _tagged(response: Response, claim: ClaimOut) -> ClaimOut:
+    """The claim, with its version as the ``ETag`` (for ``If-Match`` on the next change)."""
+    response.headers["ETag"] = etag(claim.version)
+    return claim
+
+
 @router.post(
     "",
     operation_id="createClaim",
@@ -61,8 +80,7 @@ async def create_claim(
     Whoever recorded the referral's start or end may not claim for it (GEN 122)."""
     claim = await service.create_claim(session, clock, principal, body)
     response.headers["Location"] = f"/v1/claims/{claim.id}"
-    response.headers["ETag"] = etag(claim.version)
-    return claim
+    return _tagged(response, claim)
 
 
 @router.get("", operation_id="listClaims", response_model=ClaimList)
@@ -107,16 +125,10 @@ async def get_claim(
     claim = ClaimOut.model_validate(await service.get_readable_claim(session, principal, claim_id))
     if if_none_match is not None and if_none_match_matches(if_none_match, claim.version):
         return not_modified(claim.version)
-    response.headers["ETag"] = etag(claim.version)
-    return claim
+    return _tagged(response, claim)
 
 
-@router.post(
-    "/{id}/validate",
-    operation_id="validateClaim",
-    response_model=ClaimOut,
-    responses=problem_responses(NotFound, PreconditionFailed, InvalidTransition),
-)
+@_decision("/{id}/validate", "validateClaim")
 async def validate_claim(
     claim_id: ClaimId,
     principal: Post,
@@ -127,17 +139,12 @@ async def validate_claim(
     body: ClaimValidate | None = None,
 ) -> ClaimOut:
     """POST checks the claim and its evidence, and validates it for payment."""
-    claim = await service.validate_claim(session, clock, principal, claim_id, if_match)
-    response.headers["ETag"] = etag(claim.version)
-    return claim
+    return _tagged(
+        response, await service.validate_claim(session, clock, principal, claim_id, if_match)
+    )
 
 
-@router.post(
-    "/{id}/reject",
-    operation_id="rejectClaim",
-    response_model=ClaimOut,
-    responses=problem_responses(NotFound, PreconditionFailed, InvalidTransition),
-)
+@_decision("/{id}/reject", "rejectClaim")
 async def reject_claim(
     claim_id: ClaimId,
     body: ClaimReject,
@@ -149,8 +156,7 @@ async def reject_claim(
 ) -> ClaimOut:
     """Reject a claim, with the reason the provider will see."""
     claim = await service.reject_claim(session, clock, principal, claim_id, body.reason, if_match)
-    response.headers["ETag"] = etag(claim.version)
-    return claim
+    return _tagged(response, claim)
 
 
 @router.get(

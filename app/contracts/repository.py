@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts.models import Contract
 from app.core.auth import Principal
-from app.core.pagination import decode_cursor, encode_cursor, fetch_page
-from app.core.problems import NotFound
+from app.core.queries import one_or_not_found, page_by_id, where_equal
 
 
 def readable_contracts(principal: Principal) -> Select[Contract]:
@@ -28,32 +27,20 @@ async def add(session: AsyncSession, contract: Contract) -> None:
 
 async def get_readable(session: AsyncSession, principal: Principal, contract_id: str) -> Contract:
     statement = readable_contracts(principal).where(Contract.id == contract_id)
-    contract = (await session.scalars(statement)).one_or_none()
-    if contract is None:
-        raise NotFound("No such contract.")
-    return contract
+    return await one_or_not_found(session, statement, "No such contract.")
 
 
 async def page_of(
     session: AsyncSession,
     principal: Principal,
     *,
-    provider_id: str | None,
-    programme: str | None,
+    filters: dict[str, str | None],
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Contract], str | None]:
-    statement = readable_contracts(principal)
-    if provider_id is not None:
-        statement = statement.where(Contract.provider_id == provider_id)
-    if programme is not None:
-        statement = statement.where(Contract.programme == programme)
-    if cursor is not None:
-        (after,) = decode_cursor(cursor, str)
-        statement = statement.where(Contract.id > after)
-    return await fetch_page(
-        session, statement.order_by(Contract.id), limit, lambda c: encode_cursor(c.id)
-    )
+    """Readable contracts matching every given column filter, by id, a page at a time."""
+    statement = where_equal(readable_contracts(principal), Contract, filters)
+    return await page_by_id(session, statement, Contract.id, cursor=cursor, limit=limit)
 
 
 async def contract_in_force(

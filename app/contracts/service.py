@@ -32,13 +32,9 @@ async def list_contracts(
     cursor: str | None,
     limit: int,
 ) -> Page[ContractOut]:
+    filters = {"provider_id": provider_id, "programme": programme}
     page, next_cursor = await repository.page_of(
-        session,
-        principal,
-        provider_id=provider_id,
-        programme=programme,
-        cursor=cursor,
-        limit=limit,
+        session, principal, filters=filters, cursor=cursor, limit=limit
     )
     return Page(items=[ContractOut.model_validate(c) for c in page], next_cursor=next_cursor)
 

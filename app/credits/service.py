@@ -38,12 +38,12 @@ from app.referrals import service as referrals
 class PricedContract(Protocol):
     """What a report needs of a contract (a contract row or its representation)."""
 
+    id: str
+
     @property
-    def id(self) -> str: ...
-    @property
-    def programme(self) -> str: ...
-    @property
-    def monthly_service_fee_pence(self) -> int: ...
+    def programme(self) -> str: ...  # read-only: a programme code enum is a str too
+
+    monthly_service_fee_pence: int
 
 
 def month_of(day: date) -> str:

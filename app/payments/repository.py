@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.pagination import decode_cursor, encode_cursor, fetch_page
+from app.core.queries import page_by_id
 from app.payments.models import PaymentLine, PaymentRun
 from app.payments.schemas import PaymentLineKind
 
@@ -69,10 +69,4 @@ async def lines_of(
 async def page_of_runs(
     session: AsyncSession, *, cursor: str | None, limit: int
 ) -> tuple[list[PaymentRun], str | None]:
-    statement = select(PaymentRun)
-    if cursor is not None:
-        (after,) = decode_cursor(cursor, str)
-        statement = statement.where(PaymentRun.id > after)
-    return await fetch_page(
-        session, statement.order_by(PaymentRun.id), limit, lambda r: encode_cursor(r.id)
-    )
+    return await page_by_id(session, select(PaymentRun), PaymentRun.id, cursor=cursor, limit=limit)

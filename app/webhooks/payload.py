@@ -19,22 +19,14 @@ from app.referrals.states import CancellationReason, RejectionReason
 class FeedEvent(Protocol):
     """What a delivery reads of a referral event (``referrals.service.events_by_id``)."""
 
-    @property
-    def id(self) -> int: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def referral_id(self) -> str: ...
-    @property
-    def provider_id(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def referral_version(self) -> int: ...
-    @property
-    def occurred_at(self) -> datetime: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
+    id: int
+    type: str
+    referral_id: str
+    provider_id: str
+    status: str
+    referral_version: int
+    occurred_at: datetime
+    data: dict[str, Any]
 
 
 DELIVERED_FIELDS = frozenset(

@@ -28,7 +28,7 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app.core.auth import Principal
 from app.core.pagination import decode_cursor, encode_cursor, fetch_page
-from app.core.problems import NotFound
+from app.core.queries import one_or_not_found
 from app.webhooks.models import WebhookDelivery, WebhookSubscription
 from app.webhooks.states import DeliveryStatus
 
@@ -46,10 +46,7 @@ async def get_readable_subscription(
     session: AsyncSession, principal: Principal, subscription_id: str
 ) -> WebhookSubscription:
     statement = readable_subscriptions(principal).where(WebhookSubscription.id == subscription_id)
-    subscription = (await session.scalars(statement)).one_or_none()
-    if subscription is None:
-        raise NotFound("No such webhook subscription.")
-    return subscription
+    return await one_or_not_found(session, statement, "No such webhook subscription.")
 
 
 async def count_subscriptions(session: AsyncSession, provider_id: str | None) -> int:
@@ -145,10 +142,7 @@ async def delivery_of(
     session: AsyncSession, subscription_id: str, delivery_id: int
 ) -> WebhookDelivery:
     statement = deliveries_of(subscription_id).where(WebhookDelivery.id == delivery_id)
-    delivery = (await session.scalars(statement.with_for_update())).one_or_none()
-    if delivery is None:
-        raise NotFound("No such delivery.")
-    return delivery
+    return await one_or_not_found(session, statement, "No such delivery.", for_update=True)
 
 
 def add_delivery(session: AsyncSession, delivery: WebhookDelivery) -> None:

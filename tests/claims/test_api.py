@@ -12,8 +12,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
 from tests.claim_support import (
     CLERK_A,
@@ -40,7 +39,6 @@ from tests.helpers import (
     PROVIDER,
     PROVIDER_A,
     Api,
-    InFlight,
     act,
     assert_problem,
     auth,
@@ -489,17 +487,6 @@ async def test_new_claim_after_rejection(client: AsyncClient, api: Api) -> None:
         c["id"]: c["status"] for c in (await client.get("/v1/claims", headers=POST)).json()["items"]
     }
     assert statuses == {first["id"]: "rejected", second["id"]: "submitted"}
-
-
-@pytest.fixture
-async def racing(app: FastAPI) -> Any:
-    """A client through an in-flight counter, to prove that racing requests overlapped."""
-    in_flight = InFlight(app)
-    async with AsyncClient(
-        transport=ASGITransport(app=in_flight), base_url="http://prap.test"
-    ) as c:
-        c.in_flight = in_flight  # type: ignore[attr-defined]
-        yield c
 
 
 @pytest.mark.parametrize("round_", range(3))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from sqlalchemy import text
 
 from tests.claim_support import (
@@ -42,7 +42,6 @@ from tests.helpers import (
     PROVIDER,
     PROVIDER_A,
     Api,
-    InFlight,
     act,
     assert_problem,
     auth,
@@ -470,17 +469,6 @@ async def test_only_post_runs_payments(client: AsyncClient, api: Api) -> None:
 
 
 # --- racing runs (api-contract.md: paid in one run only) -------------------------------------
-
-
-@pytest.fixture
-async def racing(app: FastAPI) -> Any:
-    """A client through an in-flight counter, to prove that racing requests overlapped."""
-    in_flight = InFlight(app)
-    async with AsyncClient(
-        transport=ASGITransport(app=in_flight), base_url="http://prap.test"
-    ) as c:
-        c.in_flight = in_flight  # type: ignore[attr-defined]
-        yield c
 
 
 @pytest.mark.parametrize("round_", range(3))
