@@ -53,7 +53,6 @@ def _claim_lines(
             "month": run.month,
             "amount_pence": sign * c.amount_pence,
             "deduction_pence": 0,
-            "figures": None,
         }
         for c in claimed
     ]
