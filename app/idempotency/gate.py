@@ -1,0 +1,74 @@
+"""The idempotency store as the unit of work sees it (``app.core.unit_of_work.IdempotencyGate``),
+wired in by ``app.main``: core imports no feature, so the feature fills core's protocol."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.auth import Principal
+from app.core.problems import IdempotencyKeyInUse, IdempotencyKeyReused, ProblemError
+from app.core.settings import Settings
+from app.core.unit_of_work import Answer
+from app.idempotency import service
+from app.idempotency.service import ClaimOutcome, StoredResponse
+
+_REPLAYED = (b"idempotent-replayed", b"true")
+
+
+class IdempotencyKeys:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self.sessions = sessions
+        self.ttl = timedelta(hours=settings.idempotency_ttl_hours)
+        # Start-up refuses to run without one (Settings.missing_keys).
+        self.secret = settings.idempotency_secret or ""
+
+    def is_valid_key(self, key: str) -> bool:
+        return service.is_valid_key(key)
+
+    async def reserve(
+        self, principal: Principal, key: str, *, method: str, path: str, body: bytes
+    ) -> int | Answer | ProblemError:
+        claim = await service.claim(
+            self.sessions,
+            caller=principal.caller_key,
+            key=key,
+            request_fingerprint=service.fingerprint(method, path, body),
+            ttl=self.ttl,
+            secret=self.secret,
+        )
+        if claim.outcome is ClaimOutcome.replay and claim.response is not None:
+            stored = claim.response
+            headers = [(k.encode(), v.encode()) for k, v in stored.headers.items()]
+            return Answer(stored.status, [*headers, _REPLAYED], stored.body)
+        if claim.outcome is ClaimOutcome.reused:
+            return IdempotencyKeyReused()
+        if claim.outcome is ClaimOutcome.claimed and claim.record_id is not None:
+            return claim.record_id
+        return IdempotencyKeyInUse()
+
+    async def complete(
+        self, session: AsyncSession, record_id: int, answer: Answer, *, operation: str | None
+    ) -> None:
+        await service.complete(session, record_id, _stored(answer), secret=self.secret)
+
+    async def settle_failure(self, record_id: int, answer: Answer) -> None:
+        # A refusal (4xx) changed nothing and would be refused again: remember it, so a retry
+        # gets the same answer. A server error is forgotten so that a retry may succeed.
+        if answer.status < 500:
+            async with self.sessions() as session, session.begin():
+                await service.complete(session, record_id, _stored(answer), secret=self.secret)
+        else:
+            await self.release(record_id)
+
+    async def release(self, record_id: int) -> None:
+        await service.release(self.sessions, record_id)
+
+
+def _stored(answer: Answer) -> StoredResponse:
+    return StoredResponse(
+        status=answer.status,
+        headers={k.decode().lower(): v.decode() for k, v in answer.headers},
+        body=answer.body,
+    )
