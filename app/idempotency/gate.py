@@ -12,7 +12,7 @@ from app.core.problems import IdempotencyKeyInUse, IdempotencyKeyReused, Problem
 from app.core.settings import Settings
 from app.core.unit_of_work import Answer
 from app.idempotency import service
-from app.idempotency.service import ClaimOutcome, StoredResponse
+from app.idempotency.service import ReservationOutcome, StoredResponse
 
 _REPLAYED = (b"idempotent-replayed", b"true")
 
@@ -30,7 +30,7 @@ class IdempotencyKeys:
     async def reserve(
         self, principal: Principal, key: str, *, method: str, path: str, body: bytes
     ) -> int | Answer | ProblemError:
-        claim = await service.claim(
+        reservation = await service.reserve(
             self.sessions,
             caller=principal.caller_key,
             key=key,
@@ -38,14 +38,14 @@ class IdempotencyKeys:
             ttl=self.ttl,
             secret=self.secret,
         )
-        if claim.outcome is ClaimOutcome.replay and claim.response is not None:
-            stored = claim.response
+        if reservation.outcome is ReservationOutcome.replay and reservation.response is not None:
+            stored = reservation.response
             headers = [(k.encode(), v.encode()) for k, v in stored.headers.items()]
             return Answer(stored.status, [*headers, _REPLAYED], stored.body)
-        if claim.outcome is ClaimOutcome.reused:
+        if reservation.outcome is ReservationOutcome.reused:
             return IdempotencyKeyReused()
-        if claim.outcome is ClaimOutcome.claimed and claim.record_id is not None:
-            return claim.record_id
+        if reservation.outcome is ReservationOutcome.reserved and reservation.record_id is not None:
+            return reservation.record_id
         return IdempotencyKeyInUse()
 
     async def complete(

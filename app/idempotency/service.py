@@ -5,10 +5,10 @@ response again without doing anything twice; the same key with a different reque
 ``idempotency-key-reused``; a request while the first is still running is 409
 ``idempotency-key-in-use``.
 
-The key is claimed in a short transaction of its own, committed before the work starts, so
-that other replicas see the claim. The response is then stored in the request's own
+The key is reserved in a short transaction of its own, committed before the work starts, so
+that other replicas see the reservation. The response is then stored in the request's own
 transaction, so the change and its recorded response commit together: a retry never finds a
-change without its response. A claim whose request died (the process was killed) is only
+change without its response. A reservation whose request died (the process was killed) is only
 leased: after ``LEASE`` it may be taken over.
 """
 
@@ -34,8 +34,8 @@ MAX_KEY_LENGTH = 255
 REPLAYED_HEADERS = ("content-type", "location", "etag")
 
 
-class ClaimOutcome(enum.Enum):
-    claimed = "claimed"
+class ReservationOutcome(enum.Enum):
+    reserved = "reserved"
     replay = "replay"
     in_use = "in-use"
     reused = "reused"
@@ -49,8 +49,8 @@ class StoredResponse:
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
-    outcome: ClaimOutcome
+class Reservation:
+    outcome: ReservationOutcome
     record_id: int | None = None
     response: StoredResponse | None = None
 
@@ -66,7 +66,7 @@ def is_valid_key(key: str) -> bool:
     return 0 < len(key) <= MAX_KEY_LENGTH and key.isascii() and key.isprintable()
 
 
-async def claim(
+async def reserve(
     sessions: async_sessionmaker[AsyncSession],
     *,
     caller: str,
@@ -74,7 +74,7 @@ async def claim(
     request_fingerprint: str,
     ttl: timedelta,
     secret: str,
-) -> Claim:
+) -> Reservation:
     now = real_now()
     async with sessions() as session, session.begin():
         record = await _find(session, caller, key)
@@ -96,16 +96,16 @@ async def claim(
             try:
                 await session.flush()
             except IntegrityError:
-                # Another replica claimed the same key a moment ago.
-                return Claim(ClaimOutcome.in_use)
-            return Claim(ClaimOutcome.claimed, record_id=record.id)
+                # Another replica reserved the same key a moment ago.
+                return Reservation(ReservationOutcome.in_use)
+            return Reservation(ReservationOutcome.reserved, record_id=record.id)
         if record.fingerprint != request_fingerprint:
-            return Claim(ClaimOutcome.reused)
+            return Reservation(ReservationOutcome.reused)
         if record.state == "completed" and record.response_status is not None:
             body = unseal(secret, caller, key, record.response_body or "")
             if body is not None:
-                return Claim(
-                    ClaimOutcome.replay,
+                return Reservation(
+                    ReservationOutcome.replay,
                     response=StoredResponse(
                         status=record.response_status,
                         headers=dict(record.response_headers or {}),
@@ -114,12 +114,12 @@ async def claim(
                 )
             # Sealed under a secret since rotated: the answer cannot be read back, and the
             # work must not be done twice, so the key stays taken until it expires.
-            return Claim(ClaimOutcome.in_use)
+            return Reservation(ReservationOutcome.in_use)
         if record.locked_until > now:
-            return Claim(ClaimOutcome.in_use)
+            return Reservation(ReservationOutcome.in_use)
         # The first request died without an answer: its work was rolled back with it.
         record.locked_until = now + LEASE
-        return Claim(ClaimOutcome.claimed, record_id=record.id)
+        return Reservation(ReservationOutcome.reserved, record_id=record.id)
 
 
 async def _find(session: AsyncSession, caller: str, key: str) -> IdempotencyRecord | None:
@@ -153,7 +153,7 @@ async def complete(
 
 
 async def release(sessions: async_sessionmaker[AsyncSession], record_id: int) -> None:
-    """Forget a claim whose request failed unexpectedly, so that a retry may run."""
+    """Forget a reservation whose request failed unexpectedly, so that a retry may run."""
     async with sessions() as session, session.begin():
         await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
 
