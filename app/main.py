@@ -234,7 +234,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await read_clock(session, sandbox=settings.sandbox)
 
     use_clock_reader(app, clock_reader)
-    idempotency = IdempotencyKeys(sessions, settings)
+    idempotency = IdempotencyKeys(sessions, settings, read_clock=clock_reader)
 
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation_error)

@@ -53,6 +53,10 @@ class Reservation:
     outcome: ReservationOutcome
     record_id: int | None = None
     response: StoredResponse | None = None
+    # For a replay: what the read audit records of it (the answer's operation, and the
+    # referrals whose personal data it shows; none when it showed none).
+    operation: str | None = None
+    shown_referral_ids: tuple[str, ...] = ()
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -111,6 +115,8 @@ async def reserve(
                         headers=dict(record.response_headers or {}),
                         body=body,
                     ),
+                    operation=record.operation,
+                    shown_referral_ids=await _shown(session, record.id),
                 )
             # Sealed under a secret since rotated: the answer cannot be read back, and the
             # work must not be done twice, so the key stays taken until it expires.
@@ -131,15 +137,31 @@ async def _find(session: AsyncSession, caller: str, key: str) -> IdempotencyReco
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+async def _shown(session: AsyncSession, record_id: int) -> tuple[str, ...]:
+    statement = (
+        select(IdempotencyReferral.referral_id)
+        .where(IdempotencyReferral.record_id == record_id)
+        .order_by(IdempotencyReferral.referral_id)
+    )
+    return tuple((await session.scalars(statement)).all())
+
+
 async def complete(
-    session: AsyncSession, record_id: int, response: StoredResponse, *, secret: str
+    session: AsyncSession,
+    record_id: int,
+    response: StoredResponse,
+    *,
+    secret: str,
+    operation: str | None = None,
 ) -> None:
     """Store the response, sealed, in ``session``'s transaction (the request's own, on
-    success), linked to the referrals whose personal data it shows."""
+    success), linked to the referrals whose personal data it shows (the ones the request
+    recorded as read) and naming the operation that answered."""
     record = await session.get(IdempotencyRecord, record_id)
     if record is None:
         return
     record.state = "completed"
+    record.operation = operation
     record.response_status = response.status
     record.response_headers = {k: v for k, v in response.headers.items() if k in REPLAYED_HEADERS}
     record.response_body = seal(secret, record.caller, record.key, response.body)
