@@ -23,16 +23,15 @@ from app.claims.router import router as claims_router
 from app.console.routing import install_console
 from app.contracts.router import router as contracts_router
 from app.core.auth import Principal, Role, require
-from app.core.boundary import BoundaryMiddleware
 from app.core.calendar import warm_calendar
 from app.core.clock import Clock
 from app.core.database import create_engine, create_session_factory
 from app.core.deps import use_clock_reader
 from app.core.docs import install_docs
-from app.core.head import HeadAsGetMiddleware
-from app.core.observability import RequestContextMiddleware, configure_logging, metrics_response
+from app.core.observability import configure_logging, metrics_response
 from app.core.openapi import API_VERSION, build_openapi
 from app.core.pagination import use_cursor_key
+from app.core.pipeline import RequestPipeline
 from app.core.problems import (
     PROBLEM_CONTENT_TYPE,
     FieldError,
@@ -44,7 +43,6 @@ from app.core.problems import (
     problem_responses,
 )
 from app.core.settings import Settings, get_settings
-from app.core.unit_of_work import UnitOfWorkMiddleware
 from app.credits.router import router as credits_router
 from app.events.router import router as events_router
 from app.idempotency.gate import IdempotencyKeys
@@ -241,13 +239,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
-    # Added last = outermost: request context, then the SCR boundary, then the transaction.
+    # One pipeline: request id, boundary, one verification of the token, the transaction
+    # with its Idempotency-Key, the headers every answer carries and the access line.
     app.add_middleware(
-        UnitOfWorkMiddleware, sessions=sessions, settings=settings, idempotency=idempotency
+        RequestPipeline, sessions=sessions, settings=settings, idempotency=idempotency
     )
-    app.add_middleware(BoundaryMiddleware, settings=settings)
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(HeadAsGetMiddleware)
 
     @app.get("/healthz", tags=["health"], operation_id="getLiveness")
     async def healthz() -> dict[str, str]:

@@ -1,12 +1,12 @@
 """One transaction per request, committed in one place, before the response leaves.
 
-The middleware gives each HTTP request an ``AsyncSession`` (it connects only when first
-used). When the app has produced its response, a success (< 400) is committed and anything
-else rolled back; only then is the response sent, so a client never sees 2xx for a change
-that did not commit. Idempotency-Keys are handled here too, because the stored response
-must commit in the same transaction as the change it answers for; the store itself is the
-idempotency feature's, reached through ``IdempotencyGate``, which ``app.main`` fills (core
-imports no feature).
+The unit of work (run by the request pipeline, ``app.core.pipeline``) gives each request an
+``AsyncSession`` (it connects only when first used). When the app has produced its response,
+a success (< 400) is committed and anything else rolled back; only then is the response sent,
+so a client never sees 2xx for a change that did not commit. Idempotency-Keys are handled
+here too, because the stored response must commit in the same transaction as the change it
+answers for; the store itself is the idempotency feature's, reached through
+``IdempotencyGate``, which ``app.main`` fills (core imports no feature).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope
 
-from app.core.asgi import header, read_body, replay_receive, send_problem, send_response
-from app.core.auth import Principal, bearer_principal
+from app.core.asgi import header
+from app.core.auth import Principal, principal_of
 from app.core.database import database_unavailable
 from app.core.problems import ProblemError, ServiceUnavailable
 from app.core.settings import Settings
@@ -92,7 +92,11 @@ async def get_session(request: Request) -> AsyncSession:
     return session
 
 
-class UnitOfWorkMiddleware:
+class UnitOfWork:
+    """Runs one request in one transaction, with its Idempotency-Key; called by the request
+    pipeline (``app.core.pipeline``) with the body already read, and answering an ``Answer``
+    the pipeline sends."""
+
     def __init__(
         self,
         app: ASGIApp,
@@ -106,31 +110,26 @@ class UnitOfWorkMiddleware:
         self.settings = settings
         self.idempotency = idempotency
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def __call__(
+        self, scope: Scope, receive: Receive, sent: bytes | None
+    ) -> Answer | ProblemError:
+        """``sent``: a write's body as the client sent it (the key's fingerprint is of it,
+        whatever the boundary handed the app), None for a read."""
         record_id: int | None = None
         gate = self.idempotency
         if (
             gate is not None
+            and sent is not None
             and scope["method"] == "POST"
             and (key := header(scope, b"idempotency-key")) is not None
-        ):
-            state = scope.setdefault("state", {})
-            body = await read_body(receive)
-            receive = replay_receive(body, receive)
-            # The fingerprint is of what the client sent (the boundary may stand in for it).
-            sent = state.get("raw_body", body)
-            principal = bearer_principal(header(scope, b"authorization"), self.settings)
             # Without a valid token the app answers 401, and nothing is recorded.
-            if principal is not None:
-                if not gate.is_valid_key(key):
-                    # Reported after the route's role and scope checks (``require``), as the
-                    # order of checks wants: 401, 403, then 422.
-                    state["invalid_idempotency_key"] = True
-                    await self._run(scope, receive, send, None)
-                    return
+            and (principal := principal_of(scope, self.settings)) is not None
+        ):
+            if not gate.is_valid_key(key):
+                # Reported after the route's role and scope checks (``require``), as the
+                # order of checks wants: 401, 403, then 422.
+                scope["state"]["invalid_idempotency_key"] = True
+            else:
                 try:
                     reserved = await gate.reserve(
                         principal, key, method=scope["method"], path=scope["path"], body=sent
@@ -138,30 +137,19 @@ class UnitOfWorkMiddleware:
                 except Exception as error:
                     if not database_unavailable(error):
                         raise
-                    await self._unavailable(send, error)
-                    return
-                if isinstance(reserved, Answer):
-                    await send_response(send, reserved.status, reserved.body, reserved.headers)
-                    return
-                if isinstance(reserved, ProblemError):
-                    await send_problem(send, reserved)
-                    return
+                    return _unavailable(error)
+                if isinstance(reserved, Answer | ProblemError):
+                    return reserved
                 record_id = reserved
-        await self._run(scope, receive, send, record_id)
+        return await self._run(scope, receive, record_id)
 
-    async def _unavailable(
-        self, send: Send, error: BaseException, detail: str | None = None
-    ) -> None:
-        # Expected while the database restarts: one line, no traceback (the pool has
-        # discarded the broken connections and recovers by itself).
-        logger.warning("database unavailable (%s): answered 503", type(error).__name__)
-        await send_problem(send, ServiceUnavailable(detail))
-
-    async def _run(self, scope: Scope, receive: Receive, send: Send, record_id: int | None) -> None:
+    async def _run(
+        self, scope: Scope, receive: Receive, record_id: int | None
+    ) -> Answer | ProblemError:
         retries = 1 if scope["method"] in RETRIED_METHODS else 0
         while True:
             try:
-                status, headers, body = await self._attempt(scope, receive, record_id)
+                return await self._attempt(scope, receive, record_id)
             except _Unavailable as unavailable:
                 error = unavailable.__cause__ or unavailable
                 if retries and unavailable.detail is None:
@@ -170,14 +158,9 @@ class UnitOfWorkMiddleware:
                     continue
                 if record_id is not None:
                     await self._release_quietly(record_id)
-                await self._unavailable(send, error, unavailable.detail)
-                return
-            await send_response(send, status, body, headers)
-            return
+                return _unavailable(error, unavailable.detail)
 
-    async def _attempt(
-        self, scope: Scope, receive: Receive, record_id: int | None
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _attempt(self, scope: Scope, receive: Receive, record_id: int | None) -> Answer:
         """Run the app in one transaction; the response, once it has committed (or rolled
         back, for a refusal). Raises ``_Unavailable`` when the database could not be reached."""
         start: Message | None = None
@@ -191,7 +174,7 @@ class UnitOfWorkMiddleware:
                 chunks.append(message.get("body", b""))
 
         async with self.sessions() as session:
-            scope.setdefault("state", {})["db"] = session
+            scope["state"]["db"] = session
             try:
                 await self.app(scope, receive, capture)
             except BaseException as error:
@@ -203,23 +186,18 @@ class UnitOfWorkMiddleware:
                     await self._gate.release(record_id)
                 raise
             assert start is not None, "the app sent no response"
-            status: int = start["status"]
-            body = b"".join(chunks)
-            headers: list[tuple[bytes, bytes]] = list(start.get("headers", []))
+            answer = Answer(start["status"], list(start.get("headers", [])), b"".join(chunks))
             try:
-                if status < 400:
+                if answer.status < 400:
                     if record_id is not None:
                         await self._gate.complete(
-                            session,
-                            record_id,
-                            Answer(status, headers, body),
-                            operation=operation_of(scope),
+                            session, record_id, answer, operation=operation_of(scope)
                         )
                     await session.commit()
                 else:
                     await session.rollback()
                     if record_id is not None:
-                        await self._gate.settle_failure(record_id, Answer(status, headers, body))
+                        await self._gate.settle_failure(record_id, answer)
             except Exception as error:
                 if database_unavailable(error):
                     await session.invalidate()
@@ -231,7 +209,7 @@ class UnitOfWorkMiddleware:
                 if record_id is not None:
                     await self._gate.release(record_id)
                 raise
-        return status, headers, body
+        return answer
 
     async def _release_quietly(self, record_id: int) -> None:
         """Free the key for a retry; while the database is down this cannot happen, and the
@@ -247,3 +225,10 @@ class UnitOfWorkMiddleware:
         # Only called with a record id, which only a gate hands out.
         assert self.idempotency is not None
         return self.idempotency
+
+
+def _unavailable(error: BaseException, detail: str | None = None) -> ServiceUnavailable:
+    # Expected while the database restarts: one line, no traceback (the pool has
+    # discarded the broken connections and recovers by itself).
+    logger.warning("database unavailable (%s): answered 503", type(error).__name__)
+    return ServiceUnavailable(detail)
