@@ -66,9 +66,7 @@ def test_core_imports_no_feature() -> None:
 
 def test_the_check_sees_every_form_of_import() -> None:
     """The test above would pass vacuously if the parse missed a form."""
-    assert _feature_imports("import app.referrals.states", "app.core") == [
-        "app.referrals.states"
-    ]
+    assert _feature_imports("import app.referrals.states", "app.core") == ["app.referrals.states"]
     assert _feature_imports("from app.sandbox.service import read_clock", "app.core") == [
         "app.sandbox.service",
         "app.sandbox.service.read_clock",
