@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -22,14 +23,15 @@ from app.claims.router import router as claims_router
 from app.console.routing import install_console
 from app.contracts.router import router as contracts_router
 from app.core.auth import Principal, Role, require
-from app.core.boundary import BoundaryMiddleware
 from app.core.calendar import warm_calendar
+from app.core.clock import Clock
 from app.core.database import create_engine, create_session_factory
+from app.core.deps import use_clock_reader
 from app.core.docs import install_docs
-from app.core.head import HeadAsGetMiddleware
-from app.core.observability import RequestContextMiddleware, configure_logging, metrics_response
+from app.core.observability import configure_logging, metrics_response
 from app.core.openapi import API_VERSION, build_openapi
 from app.core.pagination import use_cursor_key
+from app.core.pipeline import RequestPipeline
 from app.core.problems import (
     PROBLEM_CONTENT_TYPE,
     FieldError,
@@ -41,9 +43,10 @@ from app.core.problems import (
     problem_responses,
 )
 from app.core.settings import Settings, get_settings
-from app.core.unit_of_work import UnitOfWorkMiddleware
 from app.credits.router import router as credits_router
 from app.events.router import router as events_router
+from app.idempotency.gate import IdempotencyKeys
+from app.idempotency.service import MAX_KEY_LENGTH
 from app.jobs.router import router as jobs_router
 from app.jobs.scheduler import scheduler_loop
 from app.payments.router import router as payments_router
@@ -51,7 +54,9 @@ from app.privacy.router import router as privacy_router
 from app.problems.router import router as problems_router
 from app.programmes.router import router as programmes_router
 from app.referrals.router import router as referrals_router
+from app.referrals.states import EndCode
 from app.sandbox.router import router as sandbox_router
+from app.sandbox.service import read_clock
 from app.webhooks.router import router as webhooks_router
 from app.webhooks.router import sandbox_router as webhooks_sandbox_router
 from app.webhooks.worker import worker_loop
@@ -222,16 +227,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = sessions
 
+    # What core needs of features, registered here (core imports no feature).
+    async def clock_reader(session: AsyncSession) -> Clock:
+        return await read_clock(session, sandbox=settings.sandbox)
+
+    use_clock_reader(app, clock_reader)
+    idempotency = IdempotencyKeys(sessions, settings, read_clock=clock_reader)
+
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
-    # Added last = outermost: request context, then the SCR boundary, then the transaction.
-    app.add_middleware(UnitOfWorkMiddleware, sessions=sessions, settings=settings)
-    app.add_middleware(BoundaryMiddleware, settings=settings)
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(HeadAsGetMiddleware)
+    # One pipeline: request id, boundary, one verification of the token, the transaction
+    # with its Idempotency-Key, the headers every answer carries and the access line.
+    app.add_middleware(
+        RequestPipeline, sessions=sessions, settings=settings, idempotency=idempotency
+    )
 
     @app.get("/healthz", tags=["health"], operation_id="getLiveness")
     async def healthz() -> dict[str, str]:
@@ -280,7 +292,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_docs(app)
     install_console(app)  # the web console under /console, outside the OpenAPI document
 
-    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: build_openapi(  # type: ignore[method-assign]
+        app, idempotency_key_max_length=MAX_KEY_LENGTH, named_int_enums=(EndCode,)
+    )
     return app
 
 

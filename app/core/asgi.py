@@ -1,26 +1,13 @@
-"""Small helpers for the pure-ASGI middlewares."""
+"""Small helpers for the request pipeline (pure ASGI)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope
 
-from app.core.problems import PROBLEM_CONTENT_TYPE, ProblemError
-
-
-async def read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.request":
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-        elif message["type"] == "http.disconnect":
-            return b"".join(chunks)
+from app.core.problems import ProblemError
 
 
 def replay_receive(body: bytes, receive: Receive) -> Receive:
@@ -44,21 +31,6 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def send_response(
-    send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]]
-) -> None:
-    raw = [(k, v) for k, v in headers if k.lower() != b"content-length"]
-    raw.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
 def problem_body(error: ProblemError, instance: str | None = None) -> bytes:
     payload: dict[str, Any] = error.to_problem(instance).model_dump(exclude_none=True)
     return json.dumps(payload).encode()
-
-
-async def send_problem(send: Send, error: ProblemError, instance: str | None = None) -> None:
-    headers = [(b"content-type", PROBLEM_CONTENT_TYPE.encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
-    await send_response(send, error.status, problem_body(error, instance), headers)

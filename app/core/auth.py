@@ -22,7 +22,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import JWTError, jwt
+from starlette.types import Scope as ASGIScope
 
+from app.core.asgi import header
 from app.core.clock import real_now
 from app.core.media_types import require_json_body
 from app.core.problems import FieldError, Forbidden, Unauthenticated, ValidationProblem
@@ -65,17 +67,39 @@ class Principal:
         return hashlib.sha256(identity.encode()).hexdigest()
 
 
-def bearer_principal(authorization: str | None, settings: Settings) -> Principal | None:
-    """The principal of an ``Authorization: Bearer`` header value, or None when there is no
-    valid token (for the middlewares, which answer nothing themselves: the route's own
-    dependency gives the 401)."""
+# The scope-state key under which a request's authentication is kept (see ``authenticate``).
+_AUTHENTICATION = "authentication"
+
+
+def authenticate(scope: ASGIScope, settings: Settings) -> Principal | Unauthenticated:
+    """The principal of the request's ``Authorization: Bearer`` token, or why there is none.
+
+    Verified once per request and kept in the ASGI scope's state: the request pipeline (the
+    boundary's anonymity check, the Idempotency-Key's caller) and the route's own dependency
+    all see this one result. The token is parsed as ``HTTPBearer`` parses it (the scheme
+    case-insensitive, the token stripped), so the pipeline and the route never disagree."""
+    state = scope.setdefault("state", {})
+    found: Principal | Unauthenticated | None = state.get(_AUTHENTICATION)
+    if found is None:
+        found = state[_AUTHENTICATION] = _from_header(header(scope, b"authorization"), settings)
+    return found
+
+
+def principal_of(scope: ASGIScope, settings: Settings) -> Principal | None:
+    """The request's principal, or None without a valid token (for the pipeline, which
+    answers nothing itself: the route's dependency gives the 401)."""
+    found = authenticate(scope, settings)
+    return found if isinstance(found, Principal) else None
+
+
+def _from_header(authorization: str | None, settings: Settings) -> Principal | Unauthenticated:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return None
+        return Unauthenticated()
     try:
         return decode_token(token.strip(), settings)
-    except Unauthenticated:
-        return None
+    except Unauthenticated as refused:
+        return refused
 
 
 def decode_token(token: str, settings: Settings) -> Principal:
@@ -171,14 +195,16 @@ _bearer = HTTPBearer(auto_error=False, description="A JWT with audience `prap`."
 
 async def current_principal(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    # Declares the scheme in the OpenAPI document; the token itself was verified once for
+    # the whole request (``authenticate``).
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthenticated()
     settings: Settings = request.app.state.settings
-    principal = decode_token(credentials.credentials, settings)
-    request.state.principal = principal
-    return principal
+    found = authenticate(request.scope, settings)
+    if isinstance(found, Unauthenticated):
+        raise found
+    request.state.principal = found
+    return found
 
 
 def require(*roles: Role, scopes: Iterable[Scope] = ()) -> Callable[..., Awaitable[Principal]]:

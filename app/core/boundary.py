@@ -1,4 +1,5 @@
-"""The API boundary: checks made on the raw request before anything else sees it.
+"""The API boundary: checks made on the raw request before anything else sees it (by the
+request pipeline, ``app.core.pipeline``).
 
 In the contract's order of checks (api-contract.md, Authentication and The boundary):
 
@@ -23,12 +24,10 @@ import json
 import re
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope
 
-from app.core.asgi import header, replay_receive, send_problem
-from app.core.auth import bearer_principal
+from app.core.asgi import header
 from app.core.problems import ProblemError, SpecialCustomerRecord
-from app.core.settings import Settings
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_BODY_BYTES = 1024 * 1024
@@ -170,49 +169,25 @@ async def read_limited(receive: Receive, limit: int) -> bytes | None:
 _TOKENLESS = "/v1/sandbox/"
 
 
-class BoundaryMiddleware:
-    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
-        self.app = app
-        self.settings = settings
+def needs_token(path: str) -> bool:
+    return path.startswith("/v1/") and not path.startswith(_TOKENLESS)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = declared_length(scope)
-        if length is not None and length > MAX_BODY_BYTES:
-            await send_problem(send, PayloadTooLarge())
-            return
-        if scope["method"] not in WRITE_METHODS:
-            # A body sent with a read is never read: no route takes one.
-            await self.app(scope, receive, send)
-            return
-        body = await read_limited(receive, MAX_BODY_BYTES)
-        if body is None:
-            await send_problem(send, PayloadTooLarge())
-            return
-        anonymous = self._anonymous(scope)
-        if anonymous and not might_say_scr(body):
-            is_scr, problem = False, None  # and the body is never decoded: see below
-        else:
-            is_scr, problem = inspect(body)
-        if is_scr:
-            await send_problem(send, SpecialCustomerRecord())
-            return
-        state = scope.setdefault("state", {})
-        if anonymous:
-            # The route answers 401 before it looks at the body, so the body need not be
-            # decoded into objects at all: an unauthenticated caller costs at most its 1 MiB.
-            body = INVALID_JSON_STAND_IN
-        else:
-            state["raw_body"] = body
-            if problem is not None:
-                state["body_problem"] = problem
-                body = INVALID_JSON_STAND_IN
-        await self.app(scope, replay_receive(body, receive), send)
 
-    def _anonymous(self, scope: Scope) -> bool:
-        path: str = scope["path"]
-        if not path.startswith("/v1/") or path.startswith(_TOKENLESS):
-            return False
-        return bearer_principal(header(scope, b"authorization"), self.settings) is None
+def admit_body(state: dict[str, Any], body: bytes, *, anonymous: bool) -> bytes | ProblemError:
+    """The body to hand the app for a write's ``body`` (read whole, within the cap), or the
+    problem to answer instead (an SCR record). ``anonymous``: the route will answer 401."""
+    if anonymous and not might_say_scr(body):
+        is_scr, problem = False, None  # and the body is never decoded: see below
+    else:
+        is_scr, problem = inspect(body)
+    if is_scr:
+        return SpecialCustomerRecord()
+    if anonymous:
+        # The route answers 401 before it looks at the body, so the body need not be
+        # decoded into objects at all: an unauthenticated caller costs at most its 1 MiB.
+        return INVALID_JSON_STAND_IN
+    state["raw_body"] = body
+    if problem is not None:
+        state["body_problem"] = problem
+        return INVALID_JSON_STAND_IN
+    return body

@@ -1,9 +1,9 @@
 """One async engine and session factory per process; the declarative base.
 
-Transactions: one per request, opened and committed by the unit-of-work middleware
-(``app.core.unit_of_work``); services only ``flush()``. On SQLite every transaction is
-``BEGIN IMMEDIATE`` so that writers queue on the database lock instead of failing to
-upgrade a read lock mid-transaction.
+Transactions: one per request, opened and committed by the unit of work
+(``app.core.unit_of_work``, run by the request pipeline); services only ``flush()``. On
+SQLite every transaction is ``BEGIN IMMEDIATE`` so that writers queue on the database lock
+instead of failing to upgrade a read lock mid-transaction.
 """
 
 from __future__ import annotations

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, FastAPI, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.clock import Clock
+from app.core.clock import Clock, real_now
 from app.core.settings import Settings
 from app.core.unit_of_work import get_session
-from app.sandbox.service import read_clock
 
 Session = Annotated[AsyncSession, Depends(get_session)]
 
@@ -23,11 +23,25 @@ async def get_settings_from_app(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(get_settings_from_app)]
 
 
-async def get_clock(request: Request, session: Session, settings: AppSettings) -> Clock:
+# How a request reads the time. Core knows only the real clock; the sandbox registers its own
+# (stored in the database, api-contract.md Sandbox) at app creation, in ``app.main``.
+ClockReader = Callable[[AsyncSession], Awaitable[Clock]]
+
+
+async def real_clock(_session: AsyncSession) -> Clock:
+    return Clock.at(real_now())
+
+
+def use_clock_reader(app: FastAPI, reader: ClockReader) -> None:
+    app.state.read_clock = reader
+
+
+async def get_clock(request: Request, session: Session) -> Clock:
     """One reading of the clock per request: every rule in the request sees the same now."""
     cached: Clock | None = getattr(request.state, "clock", None)
     if cached is None:
-        cached = await read_clock(session, sandbox=settings.sandbox)
+        reader: ClockReader = getattr(request.app.state, "read_clock", real_clock)
+        cached = await reader(session)
         request.state.clock = cached
     return cached
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Sequence
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,6 @@ from app.core.problems import (
     ValidationProblem,
     problem_catalogue,
 )
-from app.idempotency.service import MAX_KEY_LENGTH
-from app.referrals.states import EndCode
 
 # Semantic version of the document: bump it with every change to the document (minor for
 # additions, major for removals and changes a client could break on) and say what changed
@@ -49,29 +48,31 @@ API_VERSION = "1.2.0"
 EXAMPLES_FILE = Path(__file__).resolve().parent.parent.parent / "openapi" / "examples.json"
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
-# Integer enums whose members have names: generated clients use them (`EndCode.FOUND_WORK`
-# rather than `EndCode.VALUE_1`) through the `x-enum-varnames` extension.
-_NAMED_INT_ENUMS: tuple[type[enum.IntEnum], ...] = (EndCode,)
 _INTERNAL = ProblemError
 _METHODS = ("get", "put", "post", "delete", "patch")
-_IDEMPOTENCY_HEADER = {
-    "name": "Idempotency-Key",
-    "in": "header",
-    "required": False,
-    "description": (
-        "Makes a retry safe: the same key with the same body, from the same caller, within 24 "
-        "hours gets the first answer again (status, headers and body, with "
-        "`idempotent-replayed: true`) and nothing is done twice. A UUID is a good key. "
-        "1 to 255 printable ASCII characters."
-    ),
-    "schema": {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": MAX_KEY_LENGTH,
-        "pattern": r"^[ -~]+$",
-    },
-    "example": "3f1d7a52-6c1e-4b8e-9a55-2f0c9d2d8b61",
-}
+
+
+def _idempotency_header(max_length: int) -> dict[str, Any]:
+    return {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": (
+            "Makes a retry safe: the same key with the same body, from the same caller, within "
+            "24 hours gets the first answer again (status, headers and body, with "
+            "`idempotent-replayed: true`) and nothing is done twice. A UUID is a good key. "
+            f"1 to {max_length} printable ASCII characters."
+        ),
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": max_length,
+            "pattern": r"^[ -~]+$",
+        },
+        "example": "3f1d7a52-6c1e-4b8e-9a55-2f0c9d2d8b61",
+    }
+
+
 # Operations whose answers can carry personal data are never stored by caches.
 HEADERS: dict[str, dict[str, Any]] = {
     "X-Request-ID": {
@@ -172,7 +173,9 @@ def _plain_optional_body(operation: dict[str, Any]) -> None:
             media["schema"] = refs[0]
 
 
-def _add_common_problems(path: str, method: str, operation: dict[str, Any]) -> None:
+def _add_common_problems(
+    path: str, method: str, operation: dict[str, Any], idempotency_header: dict[str, Any]
+) -> None:
     """The problems every operation of its kind can answer (api-contract.md, order of checks)."""
     has_body = "requestBody" in operation
     if operation.get("security"):
@@ -186,7 +189,7 @@ def _add_common_problems(path: str, method: str, operation: dict[str, Any]) -> N
     if operation.get("parameters") or has_body or "422" in operation.get("responses", {}):
         _add_codes(operation, 422, [ValidationProblem.code])
     if method == "post" and operation.get("security"):
-        operation.setdefault("parameters", []).append(_IDEMPOTENCY_HEADER)
+        operation.setdefault("parameters", []).append(idempotency_header)
         _add_codes(operation, 409, [IdempotencyKeyInUse.code])
         _add_codes(operation, 422, [IdempotencyKeyReused.code])
         _add_codes(operation, 422, [ValidationProblem.code])
@@ -308,7 +311,16 @@ def _attach_examples(operation: dict[str, Any], recorded: dict[str, Any]) -> Non
                 media["example"] = answer[kind]
 
 
-def build_openapi(app: FastAPI) -> dict[str, Any]:
+def build_openapi(
+    app: FastAPI,
+    *,
+    idempotency_key_max_length: int,
+    named_int_enums: Sequence[type[enum.IntEnum]] = (),
+) -> dict[str, Any]:
+    """The document. What it says of features comes from ``app.main``, which wires them (core
+    imports no feature): the longest ``Idempotency-Key`` the store accepts, and the integer
+    enums whose members have names, which generated clients then use (``EndCode.FOUND_WORK``
+    rather than ``EndCode.VALUE_1``) through the ``x-enum-varnames`` extension."""
     if app.openapi_schema:
         return app.openapi_schema
     document = get_openapi(
@@ -341,10 +353,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         name: {"description": h["description"], "schema": h["schema"]}
         for name, h in HEADERS.items()
     }
-    for named in _NAMED_INT_ENUMS:
+    for named in named_int_enums:
         if named.__name__ in schemas:
             schemas[named.__name__]["x-enum-varnames"] = [m.name.upper() for m in named]
     titles = {entry.code: entry.title for entry in catalogue}
+    idempotency_header = _idempotency_header(idempotency_key_max_length)
     recorded = load_examples()
     for path, item in document.get("paths", {}).items():
         for method in _METHODS:
@@ -352,7 +365,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 continue
             operation = item[method]
             _plain_optional_body(operation)
-            _add_common_problems(path, method, operation)
+            _add_common_problems(path, method, operation, idempotency_header)
             if path.startswith("/v1/sandbox"):
                 operation["x-sandbox-only"] = True
             operation["responses"] = dict(

@@ -1,31 +1,29 @@
 """One transaction per request, committed in one place, before the response leaves.
 
-The middleware gives each HTTP request an ``AsyncSession`` (it connects only when first
-used). When the app has produced its response, a success (< 400) is committed and anything
-else rolled back; only then is the response sent, so a client never sees 2xx for a change
-that did not commit. Idempotency-Keys are handled here too, because the stored response
-must commit in the same transaction as the change it answers for.
+The unit of work (run by the request pipeline, ``app.core.pipeline``) gives each request an
+``AsyncSession`` (it connects only when first used). When the app has produced its response,
+a success (< 400) is committed and anything else rolled back; only then is the response sent,
+so a client never sees 2xx for a change that did not commit. Idempotency-Keys are handled
+here too, because the stored response must commit in the same transaction as the change it
+answers for; the store itself is the idempotency feature's, reached through
+``IdempotencyGate``, which ``app.main`` fills (core imports no feature).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope
 
-from app.core.asgi import header, read_body, replay_receive, send_problem, send_response
-from app.core.auth import bearer_principal
+from app.core.asgi import header
+from app.core.auth import Principal, principal_of
 from app.core.database import database_unavailable
-from app.core.problems import (
-    IdempotencyKeyInUse,
-    IdempotencyKeyReused,
-    ServiceUnavailable,
-)
+from app.core.problems import ProblemError, ServiceUnavailable
 from app.core.settings import Settings
-from app.idempotency import service as idempotency
 
 logger = logging.getLogger("prap.uow")
 
@@ -38,6 +36,42 @@ COMMIT_UNKNOWN = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A response as the app produced it, held whole until its transaction has settled."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class IdempotencyGate(Protocol):
+    """What the unit of work needs of the store of Idempotency-Keys (api-contract.md, Writes)."""
+
+    def is_valid_key(self, key: str) -> bool: ...
+
+    async def reserve(
+        self, principal: Principal, key: str, *, method: str, path: str, body: bytes
+    ) -> int | Answer | ProblemError:
+        """Reserve ``key`` for this request in a short transaction of its own: the record's id
+        to run the request under, or what to answer instead (a replay, or a refusal)."""
+        ...
+
+    async def complete(
+        self, session: AsyncSession, record_id: int, answer: Answer, *, operation: str | None
+    ) -> None:
+        """Store a success's answer in the request's own transaction, before it commits."""
+        ...
+
+    async def settle_failure(self, record_id: int, answer: Answer) -> None:
+        """Settle the reservation of a request answered >= 400 (its transaction rolled back)."""
+        ...
+
+    async def release(self, record_id: int) -> None:
+        """Forget the reservation of a request that failed unexpectedly."""
+        ...
+
+
 class _Unavailable(Exception):
     """The database could not be reached; carries what to tell the client."""
 
@@ -46,98 +80,76 @@ class _Unavailable(Exception):
         self.detail = detail
 
 
+def operation_of(scope: Scope) -> str | None:
+    """The operation id of the route that answered (FastAPI puts the route in the scope)."""
+    operation: str | None = getattr(scope.get("route"), "operation_id", None)
+    return operation
+
+
 async def get_session(request: Request) -> AsyncSession:
     """The request's session (FastAPI dependency; async, so it never costs a thread hop)."""
     session: AsyncSession = request.state.db
     return session
 
 
-class UnitOfWorkMiddleware:
+class UnitOfWork:
+    """Runs one request in one transaction, with its Idempotency-Key; called by the request
+    pipeline (``app.core.pipeline``) with the body already read, and answering an ``Answer``
+    the pipeline sends."""
+
     def __init__(
         self,
         app: ASGIApp,
         *,
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
+        idempotency: IdempotencyGate | None = None,
     ) -> None:
         self.app = app
         self.sessions = sessions
         self.settings = settings
+        self.idempotency = idempotency
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def __call__(
+        self, scope: Scope, receive: Receive, sent: bytes | None
+    ) -> Answer | ProblemError:
+        """``sent``: a write's body as the client sent it (the key's fingerprint is of it,
+        whatever the boundary handed the app), None for a read."""
         record_id: int | None = None
-        if scope["method"] == "POST" and (key := header(scope, b"idempotency-key")) is not None:
-            state = scope.setdefault("state", {})
-            body = await read_body(receive)
-            receive = replay_receive(body, receive)
-            # The fingerprint is of what the client sent (the boundary may stand in for it).
-            sent = state.get("raw_body", body)
-            caller = self._caller(scope)
-            if caller is not None:
-                if not idempotency.is_valid_key(key):
-                    # Reported after the route's role and scope checks (``require``), as the
-                    # order of checks wants: 401, 403, then 422.
-                    state["invalid_idempotency_key"] = True
-                    await self._run(scope, receive, send, None)
-                    return
+        gate = self.idempotency
+        if (
+            gate is not None
+            and sent is not None
+            and scope["method"] == "POST"
+            and (key := header(scope, b"idempotency-key")) is not None
+            # Without a valid token the app answers 401, and nothing is recorded.
+            and (principal := principal_of(scope, self.settings)) is not None
+        ):
+            if not gate.is_valid_key(key):
+                # Reported after the route's role and scope checks (``require``), as the
+                # order of checks wants: 401, 403, then 422.
+                scope["state"]["invalid_idempotency_key"] = True
+            else:
                 try:
-                    claim = await idempotency.claim(
-                        self.sessions,
-                        caller=caller,
-                        key=key,
-                        request_fingerprint=idempotency.fingerprint(
-                            scope["method"], scope["path"], sent
-                        ),
-                        ttl=timedelta(hours=self.settings.idempotency_ttl_hours),
-                        secret=self._secret,
+                    reserved = await gate.reserve(
+                        principal, key, method=scope["method"], path=scope["path"], body=sent
                     )
                 except Exception as error:
                     if not database_unavailable(error):
                         raise
-                    await self._unavailable(send, error)
-                    return
-                if claim.outcome is idempotency.ClaimOutcome.replay and claim.response:
-                    stored = claim.response
-                    headers = [(k.encode(), v.encode()) for k, v in stored.headers.items()]
-                    headers.append((b"idempotent-replayed", b"true"))
-                    await send_response(send, stored.status, stored.body, headers)
-                    return
-                if claim.outcome is idempotency.ClaimOutcome.in_use:
-                    await send_problem(send, IdempotencyKeyInUse())
-                    return
-                if claim.outcome is idempotency.ClaimOutcome.reused:
-                    await send_problem(send, IdempotencyKeyReused())
-                    return
-                record_id = claim.record_id
-        await self._run(scope, receive, send, record_id)
+                    return _unavailable(error)
+                if isinstance(reserved, Answer | ProblemError):
+                    return reserved
+                record_id = reserved
+        return await self._run(scope, receive, record_id)
 
-    async def _unavailable(
-        self, send: Send, error: BaseException, detail: str | None = None
-    ) -> None:
-        # Expected while the database restarts: one line, no traceback (the pool has
-        # discarded the broken connections and recovers by itself).
-        logger.warning("database unavailable (%s): answered 503", type(error).__name__)
-        await send_problem(send, ServiceUnavailable(detail))
-
-    @property
-    def _secret(self) -> str:
-        # Start-up refuses to run without one (Settings.missing_keys).
-        return self.settings.idempotency_secret or ""
-
-    def _caller(self, scope: Scope) -> str | None:
-        """The caller's identity for the key, or None when the token is not valid (the app
-        answers 401 then, and nothing is recorded)."""
-        principal = bearer_principal(header(scope, b"authorization"), self.settings)
-        return principal.caller_key if principal is not None else None
-
-    async def _run(self, scope: Scope, receive: Receive, send: Send, record_id: int | None) -> None:
+    async def _run(
+        self, scope: Scope, receive: Receive, record_id: int | None
+    ) -> Answer | ProblemError:
         retries = 1 if scope["method"] in RETRIED_METHODS else 0
         while True:
             try:
-                status, headers, body = await self._attempt(scope, receive, record_id)
+                return await self._attempt(scope, receive, record_id)
             except _Unavailable as unavailable:
                 error = unavailable.__cause__ or unavailable
                 if retries and unavailable.detail is None:
@@ -146,14 +158,9 @@ class UnitOfWorkMiddleware:
                     continue
                 if record_id is not None:
                     await self._release_quietly(record_id)
-                await self._unavailable(send, error, unavailable.detail)
-                return
-            await send_response(send, status, body, headers)
-            return
+                return _unavailable(error, unavailable.detail)
 
-    async def _attempt(
-        self, scope: Scope, receive: Receive, record_id: int | None
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def _attempt(self, scope: Scope, receive: Receive, record_id: int | None) -> Answer:
         """Run the app in one transaction; the response, once it has committed (or rolled
         back, for a refusal). Raises ``_Unavailable`` when the database could not be reached."""
         start: Message | None = None
@@ -167,7 +174,7 @@ class UnitOfWorkMiddleware:
                 chunks.append(message.get("body", b""))
 
         async with self.sessions() as session:
-            scope.setdefault("state", {})["db"] = session
+            scope["state"]["db"] = session
             try:
                 await self.app(scope, receive, capture)
             except BaseException as error:
@@ -176,26 +183,21 @@ class UnitOfWorkMiddleware:
                     raise _Unavailable() from error
                 await session.rollback()
                 if record_id is not None:
-                    await idempotency.release(self.sessions, record_id)
+                    await self._gate.release(record_id)
                 raise
             assert start is not None, "the app sent no response"
-            status: int = start["status"]
-            body = b"".join(chunks)
-            headers: list[tuple[bytes, bytes]] = list(start.get("headers", []))
-            stored = idempotency.StoredResponse(
-                status=status,
-                headers={k.decode().lower(): v.decode() for k, v in headers},
-                body=body,
-            )
+            answer = Answer(start["status"], list(start.get("headers", [])), b"".join(chunks))
             try:
-                if status < 400:
+                if answer.status < 400:
                     if record_id is not None:
-                        await idempotency.complete(session, record_id, stored, secret=self._secret)
+                        await self._gate.complete(
+                            session, record_id, answer, operation=operation_of(scope)
+                        )
                     await session.commit()
                 else:
                     await session.rollback()
                     if record_id is not None:
-                        await self._settle_failure(record_id, stored)
+                        await self._gate.settle_failure(record_id, answer)
             except Exception as error:
                 if database_unavailable(error):
                     await session.invalidate()
@@ -205,24 +207,28 @@ class UnitOfWorkMiddleware:
                 logger.exception("commit failed")
                 await session.rollback()
                 if record_id is not None:
-                    await idempotency.release(self.sessions, record_id)
+                    await self._gate.release(record_id)
                 raise
-        return status, headers, body
+        return answer
 
     async def _release_quietly(self, record_id: int) -> None:
         """Free the key for a retry; while the database is down this cannot happen, and the
         key's lease lets a retry take it over later."""
         try:
-            await idempotency.release(self.sessions, record_id)
+            await self._gate.release(record_id)
         except Exception as error:
             if not database_unavailable(error):
                 raise
 
-    async def _settle_failure(self, record_id: int, stored: idempotency.StoredResponse) -> None:
-        # A refusal (4xx) changed nothing and would be refused again: remember it, so a retry
-        # gets the same answer. A server error is forgotten so that a retry may succeed.
-        if stored.status < 500:
-            async with self.sessions() as session, session.begin():
-                await idempotency.complete(session, record_id, stored, secret=self._secret)
-        else:
-            await idempotency.release(self.sessions, record_id)
+    @property
+    def _gate(self) -> IdempotencyGate:
+        # Only called with a record id, which only a gate hands out.
+        assert self.idempotency is not None
+        return self.idempotency
+
+
+def _unavailable(error: BaseException, detail: str | None = None) -> ServiceUnavailable:
+    # Expected while the database restarts: one line, no traceback (the pool has
+    # discarded the broken connections and recovers by itself).
+    logger.warning("database unavailable (%s): answered 503", type(error).__name__)
+    return ServiceUnavailable(detail)

@@ -28,6 +28,9 @@ class IdempotencyRecord(Base):
     response_headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
     # Sealed (app.idempotency.sealing): base64 of AES-GCM nonce and ciphertext.
     response_body: Mapped[str | None] = mapped_column(Text)
+    # The operation that answered, for the read audit of a replay (GEN 71: a replay shows the
+    # participants of ``IdempotencyReferral`` again, and is recorded like the first answer).
+    operation: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -5,10 +5,10 @@ response again without doing anything twice; the same key with a different reque
 ``idempotency-key-reused``; a request while the first is still running is 409
 ``idempotency-key-in-use``.
 
-The key is claimed in a short transaction of its own, committed before the work starts, so
-that other replicas see the claim. The response is then stored in the request's own
+The key is reserved in a short transaction of its own, committed before the work starts, so
+that other replicas see the reservation. The response is then stored in the request's own
 transaction, so the change and its recorded response commit together: a retry never finds a
-change without its response. A claim whose request died (the process was killed) is only
+change without its response. A reservation whose request died (the process was killed) is only
 leased: after ``LEASE`` it may be taken over.
 """
 
@@ -34,8 +34,8 @@ MAX_KEY_LENGTH = 255
 REPLAYED_HEADERS = ("content-type", "location", "etag")
 
 
-class ClaimOutcome(enum.Enum):
-    claimed = "claimed"
+class ReservationOutcome(enum.Enum):
+    reserved = "reserved"
     replay = "replay"
     in_use = "in-use"
     reused = "reused"
@@ -49,10 +49,14 @@ class StoredResponse:
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
-    outcome: ClaimOutcome
+class Reservation:
+    outcome: ReservationOutcome
     record_id: int | None = None
     response: StoredResponse | None = None
+    # For a replay: what the read audit records of it (the answer's operation, and the
+    # referrals whose personal data it shows; none when it showed none).
+    operation: str | None = None
+    shown_referral_ids: tuple[str, ...] = ()
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -66,7 +70,7 @@ def is_valid_key(key: str) -> bool:
     return 0 < len(key) <= MAX_KEY_LENGTH and key.isascii() and key.isprintable()
 
 
-async def claim(
+async def reserve(
     sessions: async_sessionmaker[AsyncSession],
     *,
     caller: str,
@@ -74,7 +78,7 @@ async def claim(
     request_fingerprint: str,
     ttl: timedelta,
     secret: str,
-) -> Claim:
+) -> Reservation:
     now = real_now()
     async with sessions() as session, session.begin():
         record = await _find(session, caller, key)
@@ -96,30 +100,32 @@ async def claim(
             try:
                 await session.flush()
             except IntegrityError:
-                # Another replica claimed the same key a moment ago.
-                return Claim(ClaimOutcome.in_use)
-            return Claim(ClaimOutcome.claimed, record_id=record.id)
+                # Another replica reserved the same key a moment ago.
+                return Reservation(ReservationOutcome.in_use)
+            return Reservation(ReservationOutcome.reserved, record_id=record.id)
         if record.fingerprint != request_fingerprint:
-            return Claim(ClaimOutcome.reused)
+            return Reservation(ReservationOutcome.reused)
         if record.state == "completed" and record.response_status is not None:
             body = unseal(secret, caller, key, record.response_body or "")
             if body is not None:
-                return Claim(
-                    ClaimOutcome.replay,
+                return Reservation(
+                    ReservationOutcome.replay,
                     response=StoredResponse(
                         status=record.response_status,
                         headers=dict(record.response_headers or {}),
                         body=body,
                     ),
+                    operation=record.operation,
+                    shown_referral_ids=await _shown(session, record.id),
                 )
             # Sealed under a secret since rotated: the answer cannot be read back, and the
             # work must not be done twice, so the key stays taken until it expires.
-            return Claim(ClaimOutcome.in_use)
+            return Reservation(ReservationOutcome.in_use)
         if record.locked_until > now:
-            return Claim(ClaimOutcome.in_use)
+            return Reservation(ReservationOutcome.in_use)
         # The first request died without an answer: its work was rolled back with it.
         record.locked_until = now + LEASE
-        return Claim(ClaimOutcome.claimed, record_id=record.id)
+        return Reservation(ReservationOutcome.reserved, record_id=record.id)
 
 
 async def _find(session: AsyncSession, caller: str, key: str) -> IdempotencyRecord | None:
@@ -131,15 +137,31 @@ async def _find(session: AsyncSession, caller: str, key: str) -> IdempotencyReco
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+async def _shown(session: AsyncSession, record_id: int) -> tuple[str, ...]:
+    statement = (
+        select(IdempotencyReferral.referral_id)
+        .where(IdempotencyReferral.record_id == record_id)
+        .order_by(IdempotencyReferral.referral_id)
+    )
+    return tuple((await session.scalars(statement)).all())
+
+
 async def complete(
-    session: AsyncSession, record_id: int, response: StoredResponse, *, secret: str
+    session: AsyncSession,
+    record_id: int,
+    response: StoredResponse,
+    *,
+    secret: str,
+    operation: str | None = None,
 ) -> None:
     """Store the response, sealed, in ``session``'s transaction (the request's own, on
-    success), linked to the referrals whose personal data it shows."""
+    success), linked to the referrals whose personal data it shows (the ones the request
+    recorded as read) and naming the operation that answered."""
     record = await session.get(IdempotencyRecord, record_id)
     if record is None:
         return
     record.state = "completed"
+    record.operation = operation
     record.response_status = response.status
     record.response_headers = {k: v for k, v in response.headers.items() if k in REPLAYED_HEADERS}
     record.response_body = seal(secret, record.caller, record.key, response.body)
@@ -153,7 +175,7 @@ async def complete(
 
 
 async def release(sessions: async_sessionmaker[AsyncSession], record_id: int) -> None:
-    """Forget a claim whose request failed unexpectedly, so that a retry may run."""
+    """Forget a reservation whose request failed unexpectedly, so that a retry may run."""
     async with sessions() as session, session.begin():
         await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from httpx import AsyncClient
+from sqlalchemy import text
 
 from tests.helpers import (
     ADMIN,
@@ -16,8 +18,12 @@ from tests.helpers import (
     Api,
     act,
     assert_problem,
+    auth,
     create_referral,
+    referral_body,
 )
+
+KEY = "Idempotency-Key"
 
 
 async def _reads(client: AsyncClient, referral_id: str, **params: Any) -> dict[str, Any]:
@@ -99,3 +105,79 @@ async def test_audit_pages_and_roles(client: AsyncClient, api: Api) -> None:
         "/v1/audit/reads", headers=POST, params={"referral_id": rid, "cursor": "x"}
     )
     assert_problem(bad, 422, "validation-error")
+
+
+async def _read_rows(app: FastAPI) -> int:
+    async with app.state.engine.connect() as connection:
+        return int(
+            (await connection.execute(text("SELECT COUNT(*) FROM referral_reads"))).scalar_one()
+        )
+
+
+async def test_a_replay_is_a_read_like_the_first_answer(client: AsyncClient, api: Api) -> None:
+    """GEN 71 (issue 12): an idempotent replay shows the participant again, so it is recorded
+    like the answer it repeats: one record naming the replaying caller, the referral and the
+    operation, at the time of the replay."""
+    await api.set_clock("2026-03-02T09:00:00Z")
+    await api.create_contract()
+    body = referral_body()
+    first = await client.post("/v1/referrals", headers=JCP | {KEY: "create-1"}, json=body)
+    assert first.status_code == 201, first.text
+    rid = first.json()["id"]
+    await api.set_clock("2026-03-02T10:00:00Z")
+    # The same caller with a token of its own (another session, the same identity).
+    jcp_again = auth("jcp") | {KEY: "create-1"}
+    replay = await client.post("/v1/referrals", headers=jcp_again, json=body)
+    assert replay.status_code == 201
+    assert replay.headers["idempotent-replayed"] == "true"
+
+    accept = PROVIDER_A | {KEY: "accept-1"}
+    assert (await act(client, rid, "accept", headers=accept)).status_code == 200
+    replayed_action = await act(client, rid, "accept", headers=accept)
+    assert replayed_action.status_code == 200
+    assert replayed_action.headers["idempotent-replayed"] == "true"
+
+    items = (await _reads(client, rid))["items"]
+    assert [i["operation"] for i in items] == [
+        "createReferral",
+        "createReferral",
+        "acceptReferral",
+        "acceptReferral",
+    ]
+    assert all(i["referral_ids"] == [rid] for i in items)
+    assert items[1]["actor"] == {"sub": "jcp-user", "role": "jcp", "provider_id": None}
+    assert items[1]["at"].startswith("2026-03-02T10:00:00")
+    assert items[3]["actor"] == {"sub": "provider-user", "role": "provider", "provider_id": "P100"}
+
+
+async def test_a_replay_that_showed_no_one_records_nothing(
+    client: AsyncClient, api: Api, app: FastAPI
+) -> None:
+    """A stored refusal, or an answer about no participant, shows no personal data when it
+    is replayed: no read is recorded."""
+    await api.set_today("2026-03-02")
+    await api.create_contract()
+    rid = (await create_referral(client))["id"]
+    assert (await act(client, rid, "accept")).status_code == 200
+    before = await _read_rows(app)
+
+    refused = PROVIDER_A | {KEY: "accept-again"}
+    for _ in range(2):
+        assert_problem(await act(client, rid, "accept", headers=refused), 409, "invalid-transition")
+    contract = {
+        "provider_id": "P999",
+        "programme": "JFS",
+        "start_date": "2026-01-01",
+        "end_date": "2027-12-31",
+        "monthly_service_fee_pence": 0,
+        "attachment_fee_pence": 0,
+        "job_outcome_fee_pence": 0,
+        "sustainment_fee_pence": 0,
+    }
+    answers = [
+        await client.post("/v1/contracts", headers=ADMIN | {KEY: "contract-1"}, json=contract)
+        for _ in range(2)
+    ]
+    assert answers[0].status_code == 201, answers[0].text
+    assert answers[1].headers["idempotent-replayed"] == "true"
+    assert await _read_rows(app) == before

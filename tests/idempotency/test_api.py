@@ -86,7 +86,7 @@ async def insert_record(
     created_at: datetime | None = None,
     expires_at: datetime | None = None,
 ) -> None:
-    """A claim as the service leaves it while its request is running (``in_progress``)."""
+    """A reservation as the service leaves it while its request is running (``in_progress``)."""
     now = datetime.now(UTC)
     async with app.state.sessions() as session, session.begin():
         session.add(
