@@ -30,7 +30,7 @@ from app.core.problems import (
     SegregationOfDuties,
     ValidationProblem,
 )
-from app.programmes.service import ProgrammeParams, exclusive_programmes, programme_params
+from app.programmes.service import exclusive_programmes, programme_params
 from app.referrals import rules
 from app.referrals.digests import NinoDigests
 from app.referrals.models import Referral, ReferralEvent
@@ -53,6 +53,7 @@ from app.referrals.schemas import (
     Details,
     DidNotAttendBody,
     DidNotStartBody,
+    EmptyBody,
     EndBody,
     EventOut,
     Markers,
@@ -66,21 +67,29 @@ from app.referrals.schemas import (
 from app.referrals.states import (
     ActorRole,
     CallerAction,
-    CancellationReason,
     EventType,
     ReferralAction,
     ReferralStatus,
 )
-from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS
+from app.referrals.transitions import (
+    HTTP_ACTIONS,
+    TRANSITIONS,
+    action_possible,
+    due_system_action,
+)
 from app.webhooks import service as webhooks
-
-# GEN 122: the actions a person who claims for a referral may not also record.
-SEGREGATED_ACTIONS = frozenset({ReferralAction.start, ReferralAction.end})
 
 M = TypeVar("M", bound=BaseModel)
 
 ActionBody = (
-    RejectBody | CancelBody | DidNotAttendBody | DidNotStartBody | StartBody | EndBody | BackOutBody
+    EmptyBody
+    | RejectBody
+    | CancelBody
+    | DidNotAttendBody
+    | DidNotStartBody
+    | StartBody
+    | EndBody
+    | BackOutBody
 )
 
 
@@ -97,7 +106,7 @@ def allowed_actions(referral: Referral, principal: Principal, clock: Clock) -> l
             continue
         if transition.scope is not None and str(transition.scope) not in principal.scopes:
             continue
-        if rules.action_possible(referral, action, clock.today):
+        if action_possible(referral, action, clock.today):
             allowed.append(CallerAction(action.value))
     return allowed
 
@@ -313,7 +322,7 @@ async def settle_deadlines(session: AsyncSession, clock: Clock, referral: Referr
     records the close, once: the row is locked and read again (the job takes its rows FOR
     UPDATE SKIP LOCKED and re-checks the status, so it skips or waits for this one), and
     the UPDATE is conditional on the version read, like every referral change."""
-    if rules.due_system_action(referral, clock.today) is None:
+    if due_system_action(referral, clock.today) is None:
         return referral
     statement = (
         select(Referral)
@@ -322,10 +331,10 @@ async def settle_deadlines(session: AsyncSession, clock: Clock, referral: Referr
         .execution_options(populate_existing=True)
     )
     referral = (await session.scalars(statement)).one()
-    action = rules.due_system_action(referral, clock.today)
+    action = due_system_action(referral, clock.today)
     if action is None:
         return referral  # the job closed it meanwhile
-    change = rules.system_close(referral, action, clock)
+    change = TRANSITIONS[action].effect(referral, None, None, clock)
     for name, value in change.fields.items():
         setattr(referral, name, value)
     referral.updated_at = clock.now
@@ -354,55 +363,6 @@ async def _settled(
     return [settled[r.id] for r in referrals]
 
 
-def _decide(
-    referral: Referral,
-    programme: ProgrammeParams,
-    action: ReferralAction,
-    body: Any,
-    clock: Clock,
-) -> rules.Change:
-    match action:
-        case ReferralAction.acknowledge:
-            return rules.acknowledge(clock)
-        case ReferralAction.accept:
-            return rules.accept(referral, clock)
-        case ReferralAction.reject:
-            return rules.reject(clock, body.reason, body.note)
-        case ReferralAction.cancel:
-            return rules.cancel(referral, clock, body.reason, body.note)
-        case ReferralAction.did_not_attend:
-            return rules.cancel(referral, clock, CancellationReason.did_not_attend, body.note)
-        case ReferralAction.did_not_start:
-            return rules.cancel(
-                referral,
-                clock,
-                CancellationReason.did_not_start,
-                body.note,
-                body.initial_meeting_date,
-            )
-        case ReferralAction.start:
-            return rules.start(
-                referral,
-                clock,
-                body.start_date,
-                body.provider_reference,
-                programme.allotted_days,
-                programme.allotted_from,
-            )
-        case ReferralAction.end:
-            return rules.end(
-                referral,
-                clock,
-                body.end_code,
-                body.end_date,
-                body.last_engagement_date,
-                body.policy_reference,
-            )
-        case ReferralAction.back_out:
-            return rules.back_out(referral, clock, body.reason)
-    raise InvalidTransition()  # the system's own actions run as jobs
-
-
 async def perform(
     session: AsyncSession,
     clock: Clock,
@@ -418,13 +378,15 @@ async def perform(
     referral = await settle_deadlines(session, clock, referral)
     if if_match is not None and not if_match_allows(if_match, referral.version):
         raise PreconditionFailed()
-    rules.check_state(referral, action)
-    rules.check_time_rules(referral, action, clock.today)
-    if action in SEGREGATED_ACTIONS and await has_claimed_for(session, referral.id, principal):
+    transition = TRANSITIONS[action]
+    if transition.endpoint is None:
+        raise InvalidTransition()  # the system's own actions run as jobs
+    transition.check(referral, clock.today)
+    if transition.segregated and await has_claimed_for(session, referral.id, principal):
         # GEN 122 both ways: whoever claimed for a referral may not record its start or end.
         raise SegregationOfDuties()
     programme = await programme_params(session, referral.programme)
-    change = _decide(referral, programme, action, body, clock)
+    change = transition.effect(referral, body, programme, clock)
     for name, value in change.fields.items():
         setattr(referral, name, value)
     referral.updated_at = clock.now
@@ -433,7 +395,7 @@ async def perform(
     await _record_event(
         session,
         referral,
-        TRANSITIONS[action].event,
+        transition.event,
         principal,
         clock,
         change.event_data,
