@@ -65,6 +65,20 @@ ReferralId = Annotated[
 ]
 
 
+class ReferralJSON(Response):
+    """A referral as JSON with its ``ETag``, serialised once, by pydantic (``response_model``
+    still documents it; FastAPI passes a returned ``Response`` through as it is)."""
+
+    media_type = "application/json"
+
+    def __init__(self, referral: ReferralOut, status_code: int = 200) -> None:
+        super().__init__(
+            referral.model_dump_json(),
+            status_code=status_code,
+            headers={"ETag": etag(referral.version)},
+        )
+
+
 @router.post(
     "",
     operation_id="createReferral",
@@ -83,16 +97,15 @@ async def create_referral(
     principal: Creator,
     session: Session,
     clock: RequestClock,
-    response: Response,
     digests: Digests,
-) -> ReferralOut:
+) -> Response:
     """Refer a participant to a provider holding a contract for the programme. The referral
     date is today; a participant with an open referral on the programme (Job Finding Support
     guidance 5.19), or who started on it before (3.42, 5.16), cannot be referred again."""
     referral = await service.create_referral(session, clock, principal, body, digests)
-    response.headers["Location"] = f"/v1/referrals/{referral.id}"
-    response.headers["ETag"] = etag(referral.version)
-    return referral
+    created = ReferralJSON(referral, status_code=201)
+    created.headers["Location"] = f"/v1/referrals/{referral.id}"
+    return created
 
 
 @router.get("", operation_id="listReferrals", response_model=ReferralList)
@@ -145,15 +158,13 @@ async def get_referral(
     principal: Reader,
     session: Session,
     clock: RequestClock,
-    response: Response,
     if_none_match: IfNoneMatch = None,
-) -> ReferralOut | Response:
+) -> Response:
     """The referral, with its `ETag`; `allowed_actions` says what the caller may do next."""
     referral = await service.get_referral(session, clock, principal, referral_id)
     if if_none_match is not None and if_none_match_matches(if_none_match, referral.version):
         return not_modified(referral.version)
-    response.headers["ETag"] = etag(referral.version)
-    return referral
+    return ReferralJSON(referral)
 
 
 @router.get(
@@ -233,17 +244,16 @@ def action_route(action: ReferralAction) -> Callable[[Endpoint], Endpoint]:
 @dataclass(frozen=True, slots=True)
 class ActionRequest:
     """What every action endpoint passes on: the request's session, clock and caller (the
-    route's role dependency has admitted them), its ``If-Match`` and the response headers."""
+    route's role dependency has admitted them) and its ``If-Match``."""
 
     session: AsyncSession
     clock: Clock
     principal: Principal
-    response: Response
     if_match: str | None
 
     async def __call__(
         self, action: ReferralAction, referral_id: str, body: service.ActionBody | None
-    ) -> ReferralOut:
+    ) -> ReferralJSON:
         transition = TRANSITIONS[action]
         assert transition.endpoint is not None
         referral = await service.perform(
@@ -256,18 +266,16 @@ class ActionRequest:
             self.if_match,
             transition.endpoint.operation_id,
         )
-        self.response.headers["ETag"] = etag(referral.version)
-        return referral
+        return ReferralJSON(referral)
 
 
 async def action_request(
     session: Session,
     clock: RequestClock,
     principal: Annotated[Principal, Depends(current_principal)],
-    response: Response,
     if_match: IfMatch = None,
 ) -> ActionRequest:
-    return ActionRequest(session, clock, principal, response, if_match)
+    return ActionRequest(session, clock, principal, if_match)
 
 
 Act = Annotated[ActionRequest, Depends(action_request)]
@@ -276,61 +284,61 @@ Act = Annotated[ActionRequest, Depends(action_request)]
 @action_route(ReferralAction.acknowledge)
 async def acknowledge_referral(
     referral_id: ReferralId, act: Act, body: Annotated[EmptyBody | None, Body()] = None
-) -> ReferralOut:
+) -> Response:
     return await act(ReferralAction.acknowledge, referral_id, body)
 
 
 @action_route(ReferralAction.accept)
 async def accept_referral(
     referral_id: ReferralId, act: Act, body: Annotated[EmptyBody | None, Body()] = None
-) -> ReferralOut:
+) -> Response:
     return await act(ReferralAction.accept, referral_id, body)
 
 
 @action_route(ReferralAction.reject)
 async def reject_referral(
     referral_id: ReferralId, act: Act, body: Annotated[RejectBody, Body()]
-) -> ReferralOut:
+) -> Response:
     return await act(ReferralAction.reject, referral_id, body)
 
 
 @action_route(ReferralAction.cancel)
 async def cancel_referral(
     referral_id: ReferralId, act: Act, body: Annotated[CancelBody, Body()]
-) -> ReferralOut:
+) -> Response:
     return await act(ReferralAction.cancel, referral_id, body)
 
 
 @action_route(ReferralAction.did_not_attend)
 async def record_did_not_attend(
     referral_id: ReferralId, act: Act, body: Annotated[DidNotAttendBody, Body()]
-) -> ReferralOut:
+) -> Response:
     return await act(ReferralAction.did_not_attend, referral_id, body)
 
 
 @action_route(ReferralAction.did_not_start)
 async def record_did_not_start(
     referral_id: ReferralId, act: Act, body: Annotated[DidNotStartBody, Body()]
-) -> ReferralOut:
+) -> Response:
     return await act(ReferralAction.did_not_start, referral_id, body)
 
 
 @action_route(ReferralAction.start)
 async def start_referral(
     referral_id: ReferralId, act: Act, body: Annotated[StartBody, Body()]
-) -> ReferralOut:
+) -> Response:
     return await act(ReferralAction.start, referral_id, body)
 
 
 @action_route(ReferralAction.end)
 async def end_referral(
     referral_id: ReferralId, act: Act, body: Annotated[EndBody, Body()]
-) -> ReferralOut:
+) -> Response:
     return await act(ReferralAction.end, referral_id, body)
 
 
 @action_route(ReferralAction.back_out)
 async def back_out_referral(
     referral_id: ReferralId, act: Act, body: Annotated[BackOutBody, Body()]
-) -> ReferralOut:
+) -> Response:
     return await act(ReferralAction.back_out, referral_id, body)

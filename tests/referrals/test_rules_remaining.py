@@ -27,6 +27,7 @@ from app.referrals.states import (
     EndCode,
     ReferralStatus,
 )
+from tests.referrals.test_rules import Facts
 
 pytestmark = pytest.mark.pure
 # Without hypothesis's per-example deadline: on a loaded machine it would be a timed assertion.
@@ -35,17 +36,6 @@ S = ReferralStatus
 NOW = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
 CLOCK = Clock.at(NOW)
 days = st.dates(min_value=date(2020, 1, 1), max_value=date(2035, 12, 31))
-
-
-@dataclass(frozen=True)
-class Facts:
-    status: str = S.referred
-    referral_date: date = date(2026, 3, 2)
-    acknowledgement_due: date = date(2026, 3, 3)
-    acknowledged_at: datetime | None = None
-    start_date: date | None = None
-    start_backed_out_at: datetime | None = None
-    outcome_recorded_on: date | None = None
 
 
 @dataclass(frozen=True)
