@@ -44,7 +44,13 @@ from app.core.problems import ProblemError
 from app.referrals import rules
 from app.referrals.digests import nino_digest
 from app.referrals.states import EndCode, ReferralAction
-from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS
+from app.referrals.transitions import (
+    HTTP_ACTIONS,
+    TRANSITIONS,
+    action_possible,
+    check_state,
+    check_time_rules,
+)
 
 SECRET = os.environ.get("PRAP_JWT_SECRET", "")
 # The API finds a participant's referrals by a keyed digest of the NINO (GEN 136): so does this.
@@ -183,7 +189,7 @@ def representation(row: asyncpg.Record, claims: dict[str, Any], clock: Clock) ->
         for a in HTTP_ACTIONS
         if str(TRANSITIONS[a].actor) == role
         and (TRANSITIONS[a].scope is None or str(TRANSITIONS[a].scope) in scopes)
-        and rules.action_possible(facts, a, clock.today)
+        and action_possible(facts, a, clock.today)
     ]
     document["cancel_overdue"] = rules.cancel_overdue(facts, clock)
     document["mappa_notice"] = rules.MAPPA_NOTICE if row["mappa"] else None
@@ -301,8 +307,8 @@ async def act(request: Request) -> Response:
         if row is None:
             raise Problem(404, "not-found", "Not found")
         facts = SimpleNamespace(**row)
-        rules.check_state(facts, action)
-        rules.check_time_rules(facts, action, clock.today)
+        check_state(facts, action)
+        check_time_rules(facts, action, clock.today)
         try:
             change = decide(action, facts, body, clock)
         except (KeyError, ValueError, TypeError) as error:

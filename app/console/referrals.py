@@ -31,7 +31,6 @@ from app.core.deps import RequestClock, Session
 from app.core.etags import etag
 from app.core.problems import ProblemError
 from app.referrals import service as referrals
-from app.referrals.router import ACTION_OPERATION_IDS
 from app.referrals.states import ActorRole, ReferralAction
 from app.referrals.transitions import TRANSITIONS
 
@@ -139,6 +138,7 @@ async def referral_action(
             errors=errors, failed=action, values=form, status_code=422,
         )  # fmt: skip
     version = form.get("version", "").strip()
+    assert transition.endpoint is not None  # ACTION_BODIES has the HTTP actions only
     try:
         await referrals.perform(
             session,
@@ -148,7 +148,7 @@ async def referral_action(
             action,
             cast("referrals.ActionBody | None", body),
             etag(int(version)) if version.isdigit() else None,
-            ACTION_OPERATION_IDS[action],
+            transition.endpoint.operation_id,
         )
     except ProblemError as error:
         if error.status == 404:

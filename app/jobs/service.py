@@ -35,6 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core.clock import Clock
 from app.core.pagination import decode_cursor, encode_cursor, fetch_page
@@ -42,14 +43,9 @@ from app.jobs.models import JobRun
 from app.privacy.service import retention_batch
 from app.referrals.models import EVENT_COLUMNS, Referral, ReferralEvent
 from app.referrals.repository import transaction_id
-from app.referrals.states import (
-    ActorRole,
-    CancellationReason,
-    ClosedBy,
-    EndCode,
-    EventType,
-    ReferralStatus,
-)
+from app.referrals.rules import Change, DeadlineFacts
+from app.referrals.states import ActorRole, EventType, ReferralStatus
+from app.referrals.transitions import SYSTEM_TRANSITIONS, Transition
 from app.webhooks import service as webhooks
 
 DEFAULT_BATCH_SIZE = 5_000
@@ -71,31 +67,37 @@ class Trigger(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class JobSpec:
-    """What a job closes, keyed on which deadline column, into which state."""
+    """What a job closes, keyed on which deadline column, into which state: a system row of
+    the transition table (app/referrals/transitions.py), read as the job needs it."""
 
     job: Job
     deadline: str  # the Referral column holding the due day
     sources: tuple[ReferralStatus, ...]
     target: ReferralStatus
     event: EventType
+    transition: Transition
+
+    def change(self, clock: Clock, as_of: date) -> Change:
+        """The row's effect, set-based: the column values every closed referral takes (a
+        value read from the referral is its column) and the event's data, as of the run's
+        day. The same effect closes one referral on a read (``settle_deadlines``)."""
+        change = self.transition.effect(typing.cast(DeadlineFacts, Referral), None, None, clock)
+        return Change(change.fields, change.event_data | {"as_of": as_of.isoformat()})
 
 
-SPECS = {
-    Job.auto_dna: JobSpec(
-        Job.auto_dna,
-        "auto_dna_on",
-        (ReferralStatus.referred, ReferralStatus.acknowledged, ReferralStatus.accepted),
-        ReferralStatus.cancelled,
-        EventType.auto_did_not_attend,
-    ),
-    Job.auto_end: JobSpec(
-        Job.auto_end,
-        "auto_end_on",
-        (ReferralStatus.started,),
-        ReferralStatus.ended,
-        EventType.auto_ended,
-    ),
-}
+def _spec(transition: Transition) -> JobSpec:
+    assert transition.deadline is not None
+    return JobSpec(
+        Job(transition.action.value),
+        transition.deadline,
+        tuple(s for s in ReferralStatus if s in transition.sources),
+        transition.target,
+        transition.event,
+        transition,
+    )
+
+
+SPECS = {spec.job: spec for spec in map(_spec, SYSTEM_TRANSITIONS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,22 +111,13 @@ class RunResult:
     started_at: datetime
 
 
-def _event_data(spec: JobSpec, as_of: date) -> dict[str, object]:
-    if spec.job is Job.auto_dna:
-        return {"reason": str(CancellationReason.did_not_attend), "as_of": as_of.isoformat()}
-    return {"end_code": int(EndCode.end_of_allotted_time), "as_of": as_of.isoformat()}
-
-
-def _target_values(spec: JobSpec, clock: Clock) -> dict[str, object]:
-    values: dict[str, object] = {
-        "status": str(spec.target),
-        "closed_by": str(ClosedBy.system),
-        "closed_at": clock.now,
-        "updated_at": clock.now,
-    }
-    if spec.job is Job.auto_dna:
-        values["cancellation_reason"] = str(CancellationReason.did_not_attend)
-    return values
+def _sql_value(value: object) -> object:
+    """A bind value as the driver wants it (enums as their plain values)."""
+    if isinstance(value, enum.StrEnum):
+        return str(value)
+    if isinstance(value, enum.IntEnum):
+        return int(value)
+    return value
 
 
 # PostgreSQL: one statement per batch. Lock what is due and unlocked, close it, write its
@@ -139,9 +132,7 @@ WITH batch AS (
     FOR UPDATE SKIP LOCKED
 ), closed AS (
     UPDATE referrals AS r
-    SET status = CAST(:target AS varchar), closed_by = 'system',
-        closed_at = CAST(:now AS timestamptz), updated_at = CAST(:now AS timestamptz),
-        version = r.version + 1{extra_set}
+    SET {assignments}, updated_at = CAST(:now AS timestamptz), version = r.version + 1
     FROM batch
     WHERE r.id = batch.id AND r.status IN ({sources})
     RETURNING r.id, r.provider_id, r.version, r.{deadline} AS due
@@ -168,11 +159,19 @@ async def _postgres_batch(
     batch_size: int,
 ) -> tuple[int, tuple[date, str] | None]:
     sources = ", ".join(f"'{s}'" for s in spec.sources)
-    if spec.job is Job.auto_dna:
-        extra = ", cancellation_reason = 'did_not_attend'"
-    else:
-        extra = ", end_code = 45, end_date = r.auto_end_on"
-    sql = _PG_BATCH.format(sources=sources, deadline=spec.deadline, extra_set=extra)
+    change = spec.change(clock, as_of)
+    # Each column takes the effect's value, bound (its type inferred from the column), or
+    # another column of the same row (auto end: the end date is the ``auto_end_on`` day).
+    assignments, values = [], {}
+    for name, value in change.fields.items():
+        if isinstance(value, InstrumentedAttribute):
+            assignments.append(f"{name} = r.{value.key}")
+        else:
+            assignments.append(f"{name} = :set_{name}")
+            values[f"set_{name}"] = _sql_value(value)
+    sql = _PG_BATCH.format(
+        sources=sources, deadline=spec.deadline, assignments=", ".join(assignments)
+    )
     row = (
         await session.execute(
             text(sql),
@@ -184,7 +183,8 @@ async def _postgres_batch(
                 "target": str(spec.target),
                 "now": clock.now,
                 "event": str(spec.event),
-                "data": json.dumps(_event_data(spec, as_of)),
+                "data": json.dumps(change.event_data),
+                **values,
             },
         )
     ).first()
@@ -224,11 +224,9 @@ async def _sqlite_batch(
     if not keys:
         return 0, None
     ids = [k.id for k in keys]
-    values = _target_values(spec, clock)
-    values["version"] = Referral.version + 1
-    if spec.job is Job.auto_end:
-        values["end_code"] = int(EndCode.end_of_allotted_time)
-        values["end_date"] = Referral.auto_end_on
+    change = spec.change(clock, as_of)
+    values = {name: _sql_value(value) for name, value in change.fields.items()}
+    values |= {"updated_at": clock.now, "version": Referral.version + 1}
     # The events first, from the rows as they stand, then the change itself.
     await session.execute(
         insert(typing.cast(Table, ReferralEvent.__table__)).from_select(
@@ -244,7 +242,7 @@ async def _sqlite_batch(
                 literal(None, String),
                 Referral.version + 1,
                 literal(str(spec.target), String),
-                func.json(literal(json.dumps(_event_data(spec, as_of)), String)),
+                func.json(literal(json.dumps(change.event_data), String)),
             )
             .where(Referral.id.in_(ids))
             .order_by(deadline, Referral.id),

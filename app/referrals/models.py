@@ -19,10 +19,21 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.database import Base, BigIntPK, UTCDateTime
+from app.referrals.states import ReferralAction, ReferralStatus
+from app.referrals.transitions import TRANSITIONS
 
-OPEN_STATUSES_SQL = "status IN ('referred', 'acknowledged', 'accepted', 'started')"
-AUTO_DNA_STATUSES_SQL = "status IN ('referred', 'acknowledged', 'accepted')"
-AUTO_END_STATUSES_SQL = "status = 'started'"
+
+def status_in(statuses: frozenset[ReferralStatus]) -> str:
+    """A predicate on ``status`` for a partial index, in the states' declared order: the text
+    the migrations created, which ``alembic check`` and the migration tests compare."""
+    names = [f"'{s}'" for s in ReferralStatus if s in statuses]
+    return f"status = {names[0]}" if len(names) == 1 else f"status IN ({', '.join(names)})"
+
+
+# The partial indexes' predicates, from the states and the transition table (domain.md §4).
+OPEN_STATUSES_SQL = status_in(frozenset(s for s in ReferralStatus if s.is_open))
+AUTO_DNA_STATUSES_SQL = status_in(TRANSITIONS[ReferralAction.auto_dna].sources)
+AUTO_END_STATUSES_SQL = status_in(TRANSITIONS[ReferralAction.auto_end].sources)
 
 
 class Referral(Base):

@@ -1,38 +1,32 @@
 """Referral endpoints (api-contract.md, Referrals). Each parses, authorises and calls one
-service function. The action endpoints are made from the transition table, so each admits
-exactly the role the table names."""
+service function. Each action endpoint takes its route, documentation and role from its row
+in the transition table (``action_route``), so each admits exactly the role the table names."""
 
-# No `from __future__ import annotations`: the action endpoints are built in a loop and
-# FastAPI must see their body types as real objects, not strings.
+from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts.schemas import ProviderId, WithoutNul
-from app.core.auth import Principal, Role, Scope, require
+from app.core.auth import Principal, Role, Scope, current_principal, require
 from app.core.clock import Clock
 from app.core.deps import IfMatch, IfNoneMatch, RequestClock, Session
 from app.core.etags import NOT_MODIFIED, etag, if_none_match_matches, not_modified
 from app.core.pagination import CursorParam, Limit
 from app.core.problems import (
-    AcknowledgementWindowClosed,
-    DateOutOfRange,
-    EndCodeAutomatedOnly,
     ExclusiveProgramme,
     InvalidTransition,
     MappaContactDetails,
     NoContract,
     NotFound,
     OpenReferralExists,
-    PolicyReferenceRequired,
     PreconditionFailed,
-    ProblemError,
     ReReferralNotAllowed,
-    SegregationOfDuties,
     problem_responses,
 )
 from app.programmes.schemas import ProgrammeCode
@@ -55,7 +49,7 @@ from app.referrals.schemas import (
     SearchBody,
     StartBody,
 )
-from app.referrals.states import ActorRole, ReferralAction, ReferralStatus
+from app.referrals.states import ReferralAction, ReferralStatus
 from app.referrals.transitions import TRANSITIONS
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
@@ -65,9 +59,24 @@ Reader = Annotated[
     Principal,
     Depends(require(Role.jcp, Role.post, Role.provider, scopes=(Scope.referrals, Scope.claims))),
 ]
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 ReferralId = Annotated[
     str, Path(alias="id", max_length=40, description="The id the service assigned."), WithoutNul
 ]
+
+
+class ReferralJSON(Response):
+    """A referral as JSON with its ``ETag``, serialised once, by pydantic (``response_model``
+    still documents it; FastAPI passes a returned ``Response`` through as it is)."""
+
+    media_type = "application/json"
+
+    def __init__(self, referral: ReferralOut, status_code: int = 200) -> None:
+        super().__init__(
+            referral.model_dump_json(),
+            status_code=status_code,
+            headers={"ETag": etag(referral.version)},
+        )
 
 
 @router.post(
@@ -88,16 +97,15 @@ async def create_referral(
     principal: Creator,
     session: Session,
     clock: RequestClock,
-    response: Response,
     digests: Digests,
-) -> ReferralOut:
+) -> Response:
     """Refer a participant to a provider holding a contract for the programme. The referral
     date is today; a participant with an open referral on the programme (Job Finding Support
     guidance 5.19), or who started on it before (3.42, 5.16), cannot be referred again."""
     referral = await service.create_referral(session, clock, principal, body, digests)
-    response.headers["Location"] = f"/v1/referrals/{referral.id}"
-    response.headers["ETag"] = etag(referral.version)
-    return referral
+    created = ReferralJSON(referral, status_code=201)
+    created.headers["Location"] = f"/v1/referrals/{referral.id}"
+    return created
 
 
 @router.get("", operation_id="listReferrals", response_model=ReferralList)
@@ -150,15 +158,13 @@ async def get_referral(
     principal: Reader,
     session: Session,
     clock: RequestClock,
-    response: Response,
     if_none_match: IfNoneMatch = None,
-) -> ReferralOut | Response:
+) -> Response:
     """The referral, with its `ETag`; `allowed_actions` says what the caller may do next."""
     referral = await service.get_referral(session, clock, principal, referral_id)
     if if_none_match is not None and if_none_match_matches(if_none_match, referral.version):
         return not_modified(referral.version)
-    response.headers["ETag"] = etag(referral.version)
-    return referral
+    return ReferralJSON(referral)
 
 
 @router.get(
@@ -213,124 +219,126 @@ async def update_participant(
     return referral
 
 
-# --- actions, from the transition table ----------------------------------------------------
-
-_ACTION_ROUTES: list[tuple[ReferralAction, str, type[BaseModel] | None, str]] = [
-    (ReferralAction.acknowledge, "acknowledgeReferral", EmptyBody, "Acknowledge (JFS 3.07)."),
-    (ReferralAction.accept, "acceptReferral", EmptyBody, "Accept; accepting also acknowledges."),
-    (ReferralAction.reject, "rejectReferral", RejectBody, "Reject (JFS 3.35-3.36)."),
-    (ReferralAction.cancel, "cancelReferral", CancelBody, "Cancel (JFS annex 2, SES 3.14)."),
-    (
-        ReferralAction.did_not_attend,
-        "recordDidNotAttend",
-        DidNotAttendBody,
-        "The participant failed to attend the initial meeting (JFS 3.33-3.34).",
-    ),
-    (
-        ReferralAction.did_not_start,
-        "recordDidNotStart",
-        DidNotStartBody,
-        "Attended but did not start, or cancelled before the meeting (JFS 3.31-3.32).",
-    ),
-    (ReferralAction.start, "startReferral", StartBody, "Record the start (JFS 3.27)."),
-    (ReferralAction.end, "endReferral", EndBody, "Record the end (JFS annex 2)."),
-    (
-        ReferralAction.back_out,
-        "backOutReferral",
-        BackOutBody,
-        "POST backs out a recorded start (SES 3.15, JFS 3.37-3.38).",
-    ),
-]
-
-# Each action's operation id, for the read audit of callers other than these routes (the
-# console's forms), which record the same operation as the API would.
-ACTION_OPERATION_IDS = {action: operation_id for action, operation_id, _, _ in _ACTION_ROUTES}
-
-_ACTION_PROBLEMS: dict[ReferralAction, tuple[type[ProblemError], ...]] = {
-    ReferralAction.acknowledge: (AcknowledgementWindowClosed,),
-    ReferralAction.accept: (AcknowledgementWindowClosed,),
-    ReferralAction.did_not_start: (DateOutOfRange,),
-    ReferralAction.start: (AcknowledgementWindowClosed, DateOutOfRange, SegregationOfDuties),
-    ReferralAction.end: (
-        EndCodeAutomatedOnly,
-        PolicyReferenceRequired,
-        DateOutOfRange,
-        SegregationOfDuties,
-    ),
-}
+# --- actions: one endpoint each, documented and guarded from its row in the table -----------
 
 
-def _actor_dependency(action: ReferralAction) -> Any:
+def action_route(action: ReferralAction) -> Callable[[Endpoint], Endpoint]:
+    """``POST /v1/referrals/{id}/<action>`` as the transition table's row describes it: its
+    operation id, summary, description and problems, and the role (and scope) the row names,
+    checked before anything else (403, then 415, then 422)."""
     transition = TRANSITIONS[action]
-    if transition.actor is ActorRole.post:
-        return Depends(require(Role.post))
-    return Depends(require(Role.provider, scopes=(Scope.referrals,)))
-
-
-def _register(action: ReferralAction, operation_id: str, body_model: Any, summary: str) -> None:
-    transition = TRANSITIONS[action]
-    sources = ", ".join(f"`{s}`" for s in sorted(transition.sources))
-    description = (
-        f"{summary}\n\nBy `{transition.actor}`; from {sources} to `{transition.target}` "
-        f"({transition.reference})."
-    )
-    Actor = Annotated[Principal, _actor_dependency(action)]
-
-    async def run(
-        referral_id: str,
-        session: AsyncSession,
-        clock: Clock,
-        response: Response,
-        principal: Principal,
-        if_match: str | None,
-        body: Any,
-    ) -> ReferralOut:
-        referral = await service.perform(
-            session, clock, principal, referral_id, action, body, if_match, operation_id
-        )
-        response.headers["ETag"] = etag(referral.version)
-        return referral
-
-    if body_model is EmptyBody:
-
-        async def endpoint(
-            referral_id: ReferralId,
-            session: Session,
-            clock: RequestClock,
-            response: Response,
-            principal: Actor,
-            if_match: IfMatch = None,
-            body: Annotated[EmptyBody | None, Body()] = None,
-        ) -> ReferralOut:
-            return await run(referral_id, session, clock, response, principal, if_match, body)
-
-    else:
-
-        async def endpoint(  # type: ignore[misc]
-            referral_id: ReferralId,
-            session: Session,
-            clock: RequestClock,
-            response: Response,
-            principal: Actor,
-            body: Annotated[body_model, Body()],
-            if_match: IfMatch = None,
-        ) -> ReferralOut:
-            return await run(referral_id, session, clock, response, principal, if_match, body)
-
-    endpoint.__name__ = operation_id
-    router.add_api_route(
+    assert transition.endpoint is not None, action
+    assert transition.role is not None, action
+    scopes = () if transition.scope is None else (transition.scope,)
+    return router.post(
         f"/{{id}}/{action.value}",
-        endpoint,
-        methods=["POST"],
-        operation_id=operation_id,
+        operation_id=transition.endpoint.operation_id,
         response_model=ReferralOut,
-        summary=summary,
-        description=description,
-        responses=problem_responses(
-            NotFound, PreconditionFailed, InvalidTransition, *_ACTION_PROBLEMS.get(action, ())
-        ),
+        summary=transition.endpoint.summary,
+        description=transition.description,
+        responses=problem_responses(*transition.problems),
+        dependencies=[Depends(require(transition.role, scopes=scopes))],
     )
 
 
-for _action, _operation_id, _body, _summary in _ACTION_ROUTES:
-    _register(_action, _operation_id, _body, _summary)
+@dataclass(frozen=True, slots=True)
+class ActionRequest:
+    """What every action endpoint passes on: the request's session, clock and caller (the
+    route's role dependency has admitted them) and its ``If-Match``."""
+
+    session: AsyncSession
+    clock: Clock
+    principal: Principal
+    if_match: str | None
+
+    async def __call__(
+        self, action: ReferralAction, referral_id: str, body: service.ActionBody | None
+    ) -> ReferralJSON:
+        transition = TRANSITIONS[action]
+        assert transition.endpoint is not None
+        referral = await service.perform(
+            self.session,
+            self.clock,
+            self.principal,
+            referral_id,
+            action,
+            body,
+            self.if_match,
+            transition.endpoint.operation_id,
+        )
+        return ReferralJSON(referral)
+
+
+async def action_request(
+    session: Session,
+    clock: RequestClock,
+    principal: Annotated[Principal, Depends(current_principal)],
+    if_match: IfMatch = None,
+) -> ActionRequest:
+    return ActionRequest(session, clock, principal, if_match)
+
+
+Act = Annotated[ActionRequest, Depends(action_request)]
+
+
+@action_route(ReferralAction.acknowledge)
+async def acknowledge_referral(
+    referral_id: ReferralId, act: Act, body: Annotated[EmptyBody | None, Body()] = None
+) -> Response:
+    return await act(ReferralAction.acknowledge, referral_id, body)
+
+
+@action_route(ReferralAction.accept)
+async def accept_referral(
+    referral_id: ReferralId, act: Act, body: Annotated[EmptyBody | None, Body()] = None
+) -> Response:
+    return await act(ReferralAction.accept, referral_id, body)
+
+
+@action_route(ReferralAction.reject)
+async def reject_referral(
+    referral_id: ReferralId, act: Act, body: Annotated[RejectBody, Body()]
+) -> Response:
+    return await act(ReferralAction.reject, referral_id, body)
+
+
+@action_route(ReferralAction.cancel)
+async def cancel_referral(
+    referral_id: ReferralId, act: Act, body: Annotated[CancelBody, Body()]
+) -> Response:
+    return await act(ReferralAction.cancel, referral_id, body)
+
+
+@action_route(ReferralAction.did_not_attend)
+async def record_did_not_attend(
+    referral_id: ReferralId, act: Act, body: Annotated[DidNotAttendBody, Body()]
+) -> Response:
+    return await act(ReferralAction.did_not_attend, referral_id, body)
+
+
+@action_route(ReferralAction.did_not_start)
+async def record_did_not_start(
+    referral_id: ReferralId, act: Act, body: Annotated[DidNotStartBody, Body()]
+) -> Response:
+    return await act(ReferralAction.did_not_start, referral_id, body)
+
+
+@action_route(ReferralAction.start)
+async def start_referral(
+    referral_id: ReferralId, act: Act, body: Annotated[StartBody, Body()]
+) -> Response:
+    return await act(ReferralAction.start, referral_id, body)
+
+
+@action_route(ReferralAction.end)
+async def end_referral(
+    referral_id: ReferralId, act: Act, body: Annotated[EndBody, Body()]
+) -> Response:
+    return await act(ReferralAction.end, referral_id, body)
+
+
+@action_route(ReferralAction.back_out)
+async def back_out_referral(
+    referral_id: ReferralId, act: Act, body: Annotated[BackOutBody, Body()]
+) -> Response:
+    return await act(ReferralAction.back_out, referral_id, body)

@@ -7,7 +7,7 @@ changes or raises the problem the API answers with.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ from app.core.problems import (
     MappaContactDetails,
     OpenReferralExists,
     PolicyReferenceRequired,
+    ProblemError,
     ReReferralNotAllowed,
 )
 from app.programmes.schemas import AllottedFrom
@@ -33,10 +34,8 @@ from app.referrals.states import (
     CancellationReason,
     ClosedBy,
     EndCode,
-    ReferralAction,
     ReferralStatus,
 )
-from app.referrals.transitions import TRANSITIONS, state_allows
 
 # HMRC's NINO format: prefix letters (first not D F I Q U V; second not D F I O Q U V;
 # BG GB KN NK NT TN ZZ never allocated), six digits, suffix A-D.
@@ -145,33 +144,24 @@ def working_day_deadline(referral_date: date, working_days: int | None) -> date 
     return None if working_days is None else nth_working_day_after(referral_date, working_days)
 
 
-# --- the guards each action applies before its change -------------------------------------
+# --- the time rules an action's row in the transition table may name ----------------------
 
 
-def check_state(referral: ReferralFacts, action: ReferralAction) -> None:
-    if not state_allows(
-        action, ReferralStatus(referral.status), back_out_pending=back_out_pending(referral)
-    ):
-        raise InvalidTransition()
+@dataclass(frozen=True, slots=True)
+class TimeRule:
+    """A guard that reads the referral and today, and the problem it answers when it fails."""
+
+    holds: Callable[[ReferralFacts, date], bool]
+    problem: type[ProblemError]
+
+    def check(self, referral: ReferralFacts, today: date) -> None:
+        if not self.holds(referral, today):
+            raise self.problem()
 
 
-def check_time_rules(referral: ReferralFacts, action: ReferralAction, today: date) -> None:
-    """The acknowledgement window (JFS 3.07-3.08): acknowledging only until the deadline;
-    accepting and starting refused for a referral not acknowledged in time."""
-    if action in {ReferralAction.acknowledge, ReferralAction.accept, ReferralAction.start} and (
-        not acknowledged_in_time(referral, today)
-    ):
-        raise AcknowledgementWindowClosed()
-
-
-def action_possible(referral: ReferralFacts, action: ReferralAction, today: date) -> bool:
-    """State and time rules both allow the action (for ``allowed_actions``)."""
-    try:
-        check_state(referral, action)
-        check_time_rules(referral, action, today)
-    except (InvalidTransition, AcknowledgementWindowClosed):
-        return False
-    return True
+# JFS 3.07-3.08: acknowledging only until the deadline; accepting and starting refused for a
+# referral not acknowledged in time.
+ACKNOWLEDGEMENT_WINDOW = TimeRule(acknowledged_in_time, AcknowledgementWindowClosed)
 
 
 def _in_range(value: date, low: date, high: date, what: str) -> None:
@@ -211,8 +201,10 @@ def _outcome_recorded(referral: ReferralFacts, clock: Clock) -> dict[str, Any]:
     return {"outcome_recorded_on": clock.today}
 
 
-def _close(status: ReferralStatus, clock: Clock, **fields: Any) -> dict[str, Any]:
-    return {"status": status, "closed_by": ClosedBy.provider, "closed_at": clock.now, **fields}
+def _close(
+    status: ReferralStatus, clock: Clock, by: ClosedBy = ClosedBy.provider, **fields: Any
+) -> dict[str, Any]:
+    return {"status": status, "closed_by": by, "closed_at": clock.now, **fields}
 
 
 def reject(clock: Clock, reason: str, note: str | None) -> Change:
@@ -350,37 +342,29 @@ class DeadlineFacts(ReferralFacts, Protocol):
     def auto_end_on(self) -> date | None: ...
 
 
-def due_system_action(referral: DeadlineFacts, today: date) -> ReferralAction | None:
-    """The system's close that has fallen due and not been recorded yet: from ``auto_dna_on``
-    a referral still in an auto-DNA source state *is* cancelled as did-not-attend (JFS 3.40),
-    from ``auto_end_on`` a started one *is* ended with code 45 (JFS 5.08), whether or not the
-    daily job has run. The source states come from the transition table."""
-    status = ReferralStatus(referral.status)
-    if status in TRANSITIONS[ReferralAction.auto_dna].sources and referral.auto_dna_on <= today:
-        return ReferralAction.auto_dna
-    if (
-        status in TRANSITIONS[ReferralAction.auto_end].sources
-        and referral.auto_end_on is not None
-        and referral.auto_end_on <= today
-    ):
-        return ReferralAction.auto_end
-    return None
+def auto_did_not_attend(clock: Clock, as_of: date) -> Change:
+    """JFS 3.40: on its ``auto_dna_on`` day a referral nobody started is cancelled as did not
+    attend, by the system (the daily job, or the first path to read it)."""
+    return Change(
+        _close(
+            ReferralStatus.cancelled,
+            clock,
+            ClosedBy.system,
+            cancellation_reason=CancellationReason.did_not_attend,
+        ),
+        {"reason": str(CancellationReason.did_not_attend), "as_of": as_of.isoformat()},
+    )
 
 
-def system_close(referral: DeadlineFacts, action: ReferralAction, clock: Clock) -> Change:
-    """The change the daily job makes (app/jobs/service.py), for one referral."""
-    fields: dict[str, Any] = {
-        "status": TRANSITIONS[action].target,
-        "closed_by": ClosedBy.system,
-        "closed_at": clock.now,
-    }
-    if action is ReferralAction.auto_dna:
-        fields["cancellation_reason"] = CancellationReason.did_not_attend
-        data: dict[str, Any] = {"reason": str(CancellationReason.did_not_attend)}
-    else:
-        fields |= {"end_code": int(EndCode.end_of_allotted_time), "end_date": referral.auto_end_on}
-        data = {"end_code": int(EndCode.end_of_allotted_time)}
-    return Change(fields, data | {"as_of": clock.today.isoformat()})
+def auto_end(auto_end_on: Any, clock: Clock, as_of: date) -> Change:
+    """JFS 5.08: on its ``auto_end_on`` day a started referral ends with code 45, that day
+    being its end date. ``auto_end_on`` is the day, or the column itself when the daily job
+    writes the change set-based."""
+    code = int(EndCode.end_of_allotted_time)
+    return Change(
+        _close(ReferralStatus.ended, clock, ClosedBy.system, end_code=code, end_date=auto_end_on),
+        {"end_code": code, "as_of": as_of.isoformat()},
+    )
 
 
 # --- changes of circumstances (JFS 4.23-4.24, domain.md §5a) -------------------------------

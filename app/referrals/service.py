@@ -3,12 +3,13 @@ unit-of-work middleware commits (style.md, one transaction per request)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Row, Select, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -30,21 +31,23 @@ from app.core.problems import (
     SegregationOfDuties,
     ValidationProblem,
 )
-from app.programmes.service import ProgrammeParams, exclusive_programmes, programme_params
+from app.programmes.service import exclusive_programmes, programme_params
 from app.referrals import rules
 from app.referrals.digests import NinoDigests
 from app.referrals.models import Referral, ReferralEvent
 from app.referrals.repository import (
+    event_by_id,
     get_readable,
+    insert_referral,
     lock_participant,
-    open_programmes_elsewhere,
     past_deadline,
-    prior_referrals,
+    read_for_action,
     readable_events,
     readable_referrals,
     referrals_of,
     transaction_id,
     visible_horizon,
+    write_change,
 )
 from app.referrals.schemas import (
     Actor,
@@ -53,6 +56,7 @@ from app.referrals.schemas import (
     Details,
     DidNotAttendBody,
     DidNotStartBody,
+    EmptyBody,
     EndBody,
     EventOut,
     Markers,
@@ -66,43 +70,69 @@ from app.referrals.schemas import (
 from app.referrals.states import (
     ActorRole,
     CallerAction,
-    CancellationReason,
     EventType,
     ReferralAction,
     ReferralStatus,
 )
-from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS
+from app.referrals.transitions import HTTP_ACTIONS, TRANSITIONS, Transition, due_system_action
 from app.webhooks import service as webhooks
-
-# GEN 122: the actions a person who claims for a referral may not also record.
-SEGREGATED_ACTIONS = frozenset({ReferralAction.start, ReferralAction.end})
 
 M = TypeVar("M", bound=BaseModel)
 
 ActionBody = (
-    RejectBody | CancelBody | DidNotAttendBody | DidNotStartBody | StartBody | EndBody | BackOutBody
+    EmptyBody
+    | RejectBody
+    | CancelBody
+    | DidNotAttendBody
+    | DidNotStartBody
+    | StartBody
+    | EndBody
+    | BackOutBody
 )
 
 
 # --- representations -----------------------------------------------------------------------
 
 
-def allowed_actions(referral: Referral, principal: Principal, clock: Clock) -> list[CallerAction]:
+# A referral as read: the ORM object, or a row the action path returned (the same names).
+ReferralRead = Referral | Row[Any]
+
+
+@functools.cache
+def _candidates(
+    status: ReferralStatus, role: str, scopes: frozenset[str], back_out_pending: bool
+) -> tuple[tuple[CallerAction, Transition], ...]:
+    """The actions the table, the caller's role and scope and a pending back-out allow, with
+    their rows: computed once per combination; only the time rules remain per request."""
+    return tuple(
+        (CallerAction(action.value), transition)
+        for action in HTTP_ACTIONS
+        if str((transition := TRANSITIONS[action]).actor) == role
+        and (transition.scope is None or str(transition.scope) in scopes)
+        and transition.allows(status, back_out_pending=back_out_pending)
+    )
+
+
+def allowed_actions(
+    referral: ReferralRead, principal: Principal, clock: Clock
+) -> list[CallerAction]:
     """What this caller may do next: the transition table, the caller's role and scope, and
     the time rules, all as the action endpoints themselves apply them."""
-    allowed = []
-    for action in HTTP_ACTIONS:
-        transition = TRANSITIONS[action]
-        if str(transition.actor) != str(principal.role):
-            continue
-        if transition.scope is not None and str(transition.scope) not in principal.scopes:
-            continue
-        if rules.action_possible(referral, action, clock.today):
-            allowed.append(CallerAction(action.value))
-    return allowed
+    candidates = _candidates(
+        ReferralStatus(referral.status),
+        str(principal.role),
+        principal.scopes,
+        rules.back_out_pending(referral),
+    )
+    today = clock.today
+    return [
+        action
+        for action, transition in candidates
+        if all(time_rule.holds(referral, today) for time_rule in transition.time_rules)
+    ]
 
 
-def to_out(referral: Referral, principal: Principal, clock: Clock) -> ReferralOut:
+def to_out(referral: ReferralRead, principal: Principal, clock: Clock) -> ReferralOut:
     return ReferralOut(
         id=referral.id,
         programme=referral.programme,
@@ -146,7 +176,7 @@ def _validated(model: type[M], value: dict[str, Any] | None) -> M | None:
     return None if value is None else model.model_validate(value)
 
 
-def shown(referrals: list[Referral]) -> list[str]:
+def shown(referrals: Sequence[ReferralRead]) -> list[str]:
     """The referrals whose personal data a response shows (an erased one shows none)."""
     return [r.id for r in referrals if r.erased_at is None]
 
@@ -237,52 +267,51 @@ async def create_referral(
     await lock_participant(session, digests.current(body.participant.nino))
     # A referral past its deadline is closed whether or not the job has run (JFS 3.40, 5.08):
     # it must not count as open here.
-    await _settled(session, clock, await referrals_of(session, nino_digests))
-    prior = await prior_referrals(session, nino_digests, programme.code)
+    # One read of every referral of the participant (erased ones included, domain.md §10)
+    # answers all three questions: this programme's history, and what is open elsewhere.
+    every = await _settled(session, clock, await referrals_of(session, nino_digests))
     re_referral = rules.classify_new_referral(
-        prior, programme.max_re_referrals, programme.max_duration_working_days
+        [r for r in every if r.programme == programme.code],
+        programme.max_re_referrals,
+        programme.max_duration_working_days,
     )
     rules.check_exclusive_programmes(
-        await open_programmes_elsewhere(session, nino_digests, programme.code),
+        [
+            r.programme
+            for r in every
+            if r.programme != programme.code and ReferralStatus(r.status).is_open
+        ],
         await exclusive_programmes(session),
     )
     participant = body.participant.model_dump(mode="json", exclude_none=True)
-    referral = Referral(
-        id=new_id(),
-        programme=programme.code,
-        provider_id=body.provider_id,
-        contract_id=contract.id,
-        status=ReferralStatus.referred,
-        nino_digest=digests.current(body.participant.nino),
-        referral_date=referral_date,
-        acknowledgement_due=rules.acknowledgement_deadline(
+    values = {
+        "id": new_id(),
+        "programme": programme.code,
+        "provider_id": body.provider_id,
+        "contract_id": contract.id,
+        "status": ReferralStatus.referred,
+        "nino_digest": digests.current(body.participant.nino),
+        "referral_date": referral_date,
+        "acknowledgement_due": rules.acknowledgement_deadline(
             referral_date, programme.acknowledge_working_days
         ),
-        auto_dna_on=referral_date + timedelta(days=programme.auto_dna_days),  # JFS 3.40
-        initial_meeting_due=rules.working_day_deadline(
+        "auto_dna_on": referral_date + timedelta(days=programme.auto_dna_days),  # JFS 3.40
+        "initial_meeting_due": rules.working_day_deadline(
             referral_date, programme.initial_meeting_working_days
         ),
-        outcome_recorded_due=rules.working_day_deadline(
+        "outcome_recorded_due": rules.working_day_deadline(
             referral_date, programme.outcome_recorded_working_days
         ),
-        re_referral=re_referral,
-        mappa=body.markers.mappa,
-        participant=participant,
-        markers=body.markers.model_dump(mode="json"),
-        details=body.details.model_dump(mode="json", exclude_none=True),
-        created_at=clock.now,
-        updated_at=clock.now,
-    )
-    session.add(referral)
-    try:
-        await session.flush()
-    except IntegrityError as error:
-        # A concurrent request referred the same participant a moment ago: the partial
-        # unique index on open referrals (JFS 5.19) let only one through.
-        raise OpenReferralExists() from error
-    await _record_event(
-        session,
-        referral,
+        "re_referral": re_referral,
+        "mappa": body.markers.mappa,
+        "participant": participant,
+        "markers": body.markers.model_dump(mode="json"),
+        "details": body.details.model_dump(mode="json", exclude_none=True),
+        "created_at": clock.now,
+        "updated_at": clock.now,
+        "version": 1,
+    }
+    event = _event_values(
         EventType.created,
         principal,
         clock,
@@ -291,11 +320,31 @@ async def create_referral(
             "referral_date": referral_date.isoformat(),
             "re_referral": re_referral,
         },
-        version=referral.version,
     )
-    await session.flush()
+    try:
+        referral, event_id = await insert_referral(session, values, event)
+    except IntegrityError as error:
+        # A concurrent request referred the same participant a moment ago: the partial
+        # unique index on open referrals (JFS 5.19) let only one through.
+        raise OpenReferralExists() from error
+    await webhooks.enqueue_for_events(session, event_by_id(event_id))
     await record_read(session, principal, clock, "createReferral", [referral.id])
     return to_out(referral, principal, clock)
+
+
+def _event_values(
+    event_type: EventType, principal: Principal, clock: Clock, data: dict[str, Any]
+) -> dict[str, Any]:
+    """An event's own columns, for ``insert_referral`` and ``write_change`` (the rest come
+    from the row written)."""
+    return {
+        "type": str(event_type),
+        "occurred_at": clock.now,
+        "actor_sub": principal.sub,
+        "actor_role": str(principal.role),
+        "actor_provider_id": principal.provider_id,
+        "data": {k: v for k, v in data.items() if v is not None},
+    }
 
 
 async def _flush_change(session: AsyncSession) -> None:
@@ -313,7 +362,7 @@ async def settle_deadlines(session: AsyncSession, clock: Clock, referral: Referr
     records the close, once: the row is locked and read again (the job takes its rows FOR
     UPDATE SKIP LOCKED and re-checks the status, so it skips or waits for this one), and
     the UPDATE is conditional on the version read, like every referral change."""
-    if rules.due_system_action(referral, clock.today) is None:
+    if due_system_action(referral, clock.today) is None:
         return referral
     statement = (
         select(Referral)
@@ -322,10 +371,10 @@ async def settle_deadlines(session: AsyncSession, clock: Clock, referral: Referr
         .execution_options(populate_existing=True)
     )
     referral = (await session.scalars(statement)).one()
-    action = rules.due_system_action(referral, clock.today)
+    action = due_system_action(referral, clock.today)
     if action is None:
         return referral  # the job closed it meanwhile
-    change = rules.system_close(referral, action, clock)
+    change = TRANSITIONS[action].effect(referral, None, None, clock)
     for name, value in change.fields.items():
         setattr(referral, name, value)
     referral.updated_at = clock.now
@@ -354,55 +403,6 @@ async def _settled(
     return [settled[r.id] for r in referrals]
 
 
-def _decide(
-    referral: Referral,
-    programme: ProgrammeParams,
-    action: ReferralAction,
-    body: Any,
-    clock: Clock,
-) -> rules.Change:
-    match action:
-        case ReferralAction.acknowledge:
-            return rules.acknowledge(clock)
-        case ReferralAction.accept:
-            return rules.accept(referral, clock)
-        case ReferralAction.reject:
-            return rules.reject(clock, body.reason, body.note)
-        case ReferralAction.cancel:
-            return rules.cancel(referral, clock, body.reason, body.note)
-        case ReferralAction.did_not_attend:
-            return rules.cancel(referral, clock, CancellationReason.did_not_attend, body.note)
-        case ReferralAction.did_not_start:
-            return rules.cancel(
-                referral,
-                clock,
-                CancellationReason.did_not_start,
-                body.note,
-                body.initial_meeting_date,
-            )
-        case ReferralAction.start:
-            return rules.start(
-                referral,
-                clock,
-                body.start_date,
-                body.provider_reference,
-                programme.allotted_days,
-                programme.allotted_from,
-            )
-        case ReferralAction.end:
-            return rules.end(
-                referral,
-                clock,
-                body.end_code,
-                body.end_date,
-                body.last_engagement_date,
-                body.policy_reference,
-            )
-        case ReferralAction.back_out:
-            return rules.back_out(referral, clock, body.reason)
-    raise InvalidTransition()  # the system's own actions run as jobs
-
-
 async def perform(
     session: AsyncSession,
     clock: Clock,
@@ -413,42 +413,47 @@ async def perform(
     if_match: str | None,
     operation: str,
 ) -> ReferralOut:
-    """Apply one action: 404 (tenancy), 412 (If-Match), then the table and the rules."""
-    referral = await get_readable(session, principal, referral_id, for_update=True)
-    referral = await settle_deadlines(session, clock, referral)
+    """Apply one action: 404 (tenancy), 412 (If-Match), then the row's guards and effect.
+
+    The hot path (issue 13): the referral is read as a row, locked, and changed by one
+    conditional ``UPDATE ... RETURNING`` with its event (on PostgreSQL in the same statement),
+    without the ORM's unit of work; the answer is built from the returned row."""
+    transition = TRANSITIONS[action]
+    if transition.endpoint is None:
+        raise InvalidTransition()  # the system's own actions run as jobs
+    referral: Referral | Row[Any] = await read_for_action(session, principal, referral_id)
+    if due_system_action(referral, clock.today) is not None:
+        # Past its deadline: closed by the system first (JFS 3.40, 5.08), through the ORM as
+        # on every other path; the refusal below then says so.
+        referral = await settle_deadlines(
+            session, clock, await get_readable(session, principal, referral_id, for_update=True)
+        )
     if if_match is not None and not if_match_allows(if_match, referral.version):
         raise PreconditionFailed()
-    rules.check_state(referral, action)
-    rules.check_time_rules(referral, action, clock.today)
-    if action in SEGREGATED_ACTIONS and await has_claimed_for(session, referral.id, principal):
+    transition.check(referral, clock.today)
+    if transition.segregated and await has_claimed_for(session, referral.id, principal):
         # GEN 122 both ways: whoever claimed for a referral may not record its start or end.
         raise SegregationOfDuties()
     programme = await programme_params(session, referral.programme)
-    change = _decide(referral, programme, action, body, clock)
-    for name, value in change.fields.items():
-        setattr(referral, name, value)
-    referral.updated_at = clock.now
-    # The change and its event go in one flush; the UPDATE is conditional on the version
-    # read (version_id_col), and the event carries the version it produces.
-    await _record_event(
+    change = transition.effect(referral, body, programme, clock)
+    written = await write_change(
         session,
-        referral,
-        TRANSITIONS[action].event,
-        principal,
-        clock,
-        change.event_data,
-        version=referral.version + 1,
+        referral.id,
+        referral.version,
+        transition.sources,
+        change.fields | {"updated_at": clock.now},
+        _event_values(transition.event, principal, clock, change.event_data),
     )
-    try:
-        await session.flush()
-    except StaleDataError as error:
+    if written is None:
         # Another request changed the referral between our read and our write.
-        raise InvalidTransition("The referral changed meanwhile; read it again.") from error
+        raise InvalidTransition("The referral changed meanwhile; read it again.")
+    changed, event_id = written
+    await webhooks.enqueue_for_events(session, event_by_id(event_id))
     if action is ReferralAction.back_out:
         # SES 3.15: the attachment fee was earned by a start that did not happen.
-        await void_attachment_claims(session, clock, principal, referral.id)
-    await record_read(session, principal, clock, operation, shown([referral]))
-    return to_out(referral, principal, clock)
+        await void_attachment_claims(session, clock, principal, changed.id)
+    await record_read(session, principal, clock, operation, shown([changed]))
+    return to_out(changed, principal, clock)
 
 
 async def update_participant(

@@ -26,7 +26,7 @@ from app.core.problems import (
     PolicyReferenceRequired,
     ReReferralNotAllowed,
 )
-from app.referrals import rules
+from app.referrals import rules, transitions
 from app.referrals.states import (
     CancellationReason,
     ClosedBy,
@@ -192,46 +192,46 @@ def test_check_state_follows_the_table_domain_4(status: S, action: A) -> None:
     """domain.md §4: any other action in any other state is 409 invalid-transition."""
     facts = Facts(status=status)
     if status in TRANSITIONS[action].sources:
-        rules.check_state(facts, action)
+        transitions.check_state(facts, action)
     else:
         with pytest.raises(InvalidTransition):
-            rules.check_state(facts, action)
+            transitions.check_state(facts, action)
 
 
 @pytest.mark.parametrize("action", [A.acknowledge, A.accept, A.start])
 def test_time_rules_refuse_after_the_acknowledgement_window_jfs_3_08(action: A) -> None:
     """JFS 3.08 note: acknowledge, accept and start refused once the window closed unused."""
     facts = Facts()
-    rules.check_time_rules(facts, action, date(2026, 3, 3))
+    transitions.check_time_rules(facts, action, date(2026, 3, 3))
     with pytest.raises(AcknowledgementWindowClosed):
-        rules.check_time_rules(facts, action, date(2026, 3, 4))
+        transitions.check_time_rules(facts, action, date(2026, 3, 4))
 
 
 @pytest.mark.parametrize("action", [a for a in A if a not in {A.acknowledge, A.accept, A.start}])
 def test_other_actions_have_no_time_rule_domain_4(action: A) -> None:
     """domain.md §4: reject is allowed after the deadline too; so are the rest."""
-    rules.check_time_rules(Facts(), action, date(2027, 1, 1))
+    transitions.check_time_rules(Facts(), action, date(2027, 1, 1))
 
 
 def test_start_in_time_once_acknowledged_in_time_jfs_3_08() -> None:
     """JFS 3.08: a referral acknowledged in time may be started weeks later."""
     facts = Facts(status=S.accepted, acknowledged_at=NOW)
-    rules.check_time_rules(facts, A.start, date(2026, 5, 1))
+    transitions.check_time_rules(facts, A.start, date(2026, 5, 1))
 
 
 def test_action_possible_combines_state_and_time_rules_domain_4() -> None:
     """``allowed_actions`` offers an action only if state and time rules both allow it."""
     facts = Facts()
-    assert rules.action_possible(facts, A.acknowledge, date(2026, 3, 3))
-    assert not rules.action_possible(facts, A.acknowledge, date(2026, 3, 4))  # JFS 3.08
-    assert rules.action_possible(facts, A.reject, date(2026, 3, 4))
-    assert not rules.action_possible(facts, A.end, date(2026, 3, 3))  # state
+    assert transitions.action_possible(facts, A.acknowledge, date(2026, 3, 3))
+    assert not transitions.action_possible(facts, A.acknowledge, date(2026, 3, 4))  # JFS 3.08
+    assert transitions.action_possible(facts, A.reject, date(2026, 3, 4))
+    assert not transitions.action_possible(facts, A.end, date(2026, 3, 3))  # state
 
 
 def test_after_a_back_out_only_the_did_not_start_cancels_are_possible_jfs_3_37() -> None:
     """JFS 3.37-3.38: until the provider cancels, that cancel is its only action."""
     facts = Facts(status=S.accepted, acknowledged_at=NOW, start_backed_out_at=NOW)
-    possible = {a for a in A if rules.action_possible(facts, a, date(2026, 3, 3))}
+    possible = {a for a in A if transitions.action_possible(facts, a, date(2026, 3, 3))}
     assert possible == {A.cancel, A.did_not_start, A.auto_dna}
 
 
