@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -188,12 +189,9 @@ async def purge_expired(session: AsyncSession) -> int:
 
 
 # --- for other features ---
-# Imports here, not at the top, so this section merges apart from the rest of the file.
-
-from collections.abc import Sequence as _Sequence  # noqa: E402
 
 
-async def forget_answers_showing(session: AsyncSession, referral_ids: _Sequence[str]) -> None:
+async def forget_answers_showing(session: AsyncSession, referral_ids: Sequence[str]) -> None:
     """GEN 136-137: stored answers that showed these referrals' participants go, whoever
     asked (erasure, app.privacy), with the links that said so."""
     shown = select(IdempotencyReferral.record_id).where(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -17,14 +17,19 @@ from sqlalchemy import (
     Executable,
     Row,
     Select,
+    String,
+    Subquery,
     Table,
     Text,
+    and_,
     bindparam,
     cast,
+    exists,
     func,
     insert,
     literal,
     select,
+    text,
     true,
     update,
 )
@@ -32,8 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.problems import NotFound
-from app.referrals.models import Referral, ReferralEvent
-from app.referrals.states import ReferralAction
+from app.referrals.models import EVENT_COLUMNS, Referral, ReferralEvent
+from app.referrals.states import TERMINAL_STATES, EventType, ReferralAction, ReferralStatus
 from app.referrals.transitions import TRANSITIONS
 
 
@@ -195,12 +200,9 @@ def _insert_statement(columns: tuple[str, ...], postgres: bool) -> Executable:
 
 
 _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
-_EVENT_BY_ID = select(_EVENTS.c.id).where(_EVENTS.c.id == bindparam("event_id"))
-
-
-def event_by_id(event_id: int) -> Select[Any]:
-    """The event just written, as the outbox's set-based enqueue selects it."""
-    return _EVENT_BY_ID.params(event_id=event_id)
+# The event just written, its id bound as ``event_id`` at execution: the outbox builds its
+# INSERT ... SELECT over this once per process (webhooks.enqueue_for_event_id).
+EVENT_BY_BOUND_ID = select(_EVENTS.c.id).where(_EVENTS.c.id == bindparam("event_id"))
 
 
 async def _write(
@@ -283,24 +285,6 @@ def visible_horizon(dialect: str) -> ColumnElement[Any] | None:
 # --- for other features ---
 # Queries other features need of referrals and their events, reached only through the
 # public functions at the end of ``referrals.service`` (tests/system/test_feature_boundaries).
-# Imports here, not at the top, so this section merges apart from the rest of the file.
-
-import typing as _typing  # noqa: E402
-from collections.abc import Sequence as _Sequence  # noqa: E402
-
-from sqlalchemy import String as _String  # noqa: E402
-from sqlalchemy import Subquery as _Subquery  # noqa: E402
-from sqlalchemy import Table as _Table  # noqa: E402
-from sqlalchemy import and_ as _and  # noqa: E402
-from sqlalchemy import bindparam as _bindparam  # noqa: E402
-from sqlalchemy import exists as _exists  # noqa: E402
-from sqlalchemy import insert as _insert  # noqa: E402
-from sqlalchemy import text as _text  # noqa: E402
-from sqlalchemy import update as _update  # noqa: E402
-
-from app.referrals.models import EVENT_COLUMNS as _EVENT_COLUMNS  # noqa: E402
-from app.referrals.states import TERMINAL_STATES as _TERMINAL_STATES  # noqa: E402
-from app.referrals.states import EventType as _EventType  # noqa: E402
 
 
 async def recorded_start_or_end(
@@ -308,9 +292,9 @@ async def recorded_start_or_end(
 ) -> bool:
     """GEN 122: did this person record the referral's start or end?"""
     statement = select(
-        _exists().where(
+        exists().where(
             ReferralEvent.referral_id == referral_id,
-            ReferralEvent.type.in_([_EventType.started, _EventType.ended]),
+            ReferralEvent.type.in_([EventType.started, EventType.ended]),
             ReferralEvent.actor_sub == sub,
             ReferralEvent.actor_provider_id == provider_id,
         )
@@ -326,7 +310,7 @@ def referral_month(dialect: str) -> ColumnElement[str]:
 
 
 def _count(*conditions: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.count().filter(_and(*conditions))
+    return func.count().filter(and_(*conditions))
 
 
 async def cohort_counts(
@@ -366,12 +350,12 @@ async def cohort_counts(
         # A contract's cohort is most of its rows: a generic cached plan (which asyncpg's
         # prepared statements get after five runs) walks the index row by row, 2-4x slower
         # than the plan made for the actual bounds (benchmarks/service_credits.py).
-        await session.execute(_text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     return list((await session.execute(statement)).all())
 
 
 async def referral_months(
-    session: AsyncSession, contract_ids: _Sequence[str], up_to: date
+    session: AsyncSession, contract_ids: Sequence[str], up_to: date
 ) -> set[tuple[str, str]]:
     """(contract id, month) for every month up to ``up_to`` in which referrals were made to
     these contracts (JFS 6.03)."""
@@ -386,7 +370,7 @@ async def referral_months(
     return {(row.contract_id, row.month) for row in await session.execute(statement)}
 
 
-def announced_events(events: Select[int]) -> _Subquery:
+def announced_events(events: Select[int]) -> Subquery:
     """What the outbox needs of the events ``events`` selects (their ids): one subquery, so
     the jobs' deliveries are written set-based (app.webhooks)."""
     return (
@@ -402,13 +386,13 @@ def announced_events(events: Select[int]) -> _Subquery:
     )
 
 
-async def events_by_id(session: AsyncSession, event_ids: _Sequence[int]) -> list[ReferralEvent]:
+async def events_by_id(session: AsyncSession, event_ids: Sequence[int]) -> list[ReferralEvent]:
     statement = select(ReferralEvent).where(ReferralEvent.id.in_(event_ids))
     return list((await session.scalars(statement)).all())
 
 
 async def events_of_referrals(
-    session: AsyncSession, referral_ids: _Sequence[str]
+    session: AsyncSession, referral_ids: Sequence[str]
 ) -> list[ReferralEvent]:
     statement = (
         select(ReferralEvent)
@@ -418,7 +402,7 @@ async def events_of_referrals(
     return list((await session.scalars(statement)).all())
 
 
-def _quoted(values: _typing.Iterable[str]) -> str:
+def _quoted(values: typing.Iterable[str]) -> str:
     # Constants of the calling feature's rules only, never input.
     return ", ".join(f"'{v}'" for v in sorted(values))
 
@@ -437,7 +421,7 @@ WHERE referral_id IN :ids
 
 async def scrub_event_data(
     session: AsyncSession,
-    referral_ids: _Sequence[str],
+    referral_ids: Sequence[str],
     *,
     kept_fields: frozenset[str],
     coded_reason_events: frozenset[str],
@@ -452,23 +436,23 @@ async def scrub_event_data(
         coded=_quoted(coded_reason_events),
     )
     await session.execute(
-        _text(scrub).bindparams(_bindparam("ids", expanding=True)), {"ids": list(referral_ids)}
+        text(scrub).bindparams(bindparam("ids", expanding=True)), {"ids": list(referral_ids)}
     )
 
 
-def _not_erased(referral_ids: _Sequence[str]) -> tuple[ColumnElement[bool], ...]:
+def _not_erased(referral_ids: Sequence[str]) -> tuple[ColumnElement[bool], ...]:
     return (Referral.id.in_(referral_ids), Referral.erased_at.is_(None))
 
 
-async def not_erased(session: AsyncSession, referral_ids: _Sequence[str]) -> list[str]:
+async def not_erased(session: AsyncSession, referral_ids: Sequence[str]) -> list[str]:
     statement = select(Referral.id).where(*_not_erased(referral_ids))
     return list((await session.scalars(statement)).all())
 
 
 async def add_events_set_based(
     session: AsyncSession,
-    referral_ids: _Sequence[str],
-    event_type: _EventType,
+    referral_ids: Sequence[str],
+    event_type: EventType,
     occurred_at: Any,
     actor: tuple[str, str, str | None],
     data: dict[str, object],
@@ -476,17 +460,17 @@ async def add_events_set_based(
     """One event each for those of these referrals not erased yet, one INSERT ... SELECT."""
     dialect = session.get_bind().dialect.name
     await session.execute(
-        _insert(_typing.cast(_Table, ReferralEvent.__table__)).from_select(
-            _EVENT_COLUMNS,
+        insert(typing.cast(Table, ReferralEvent.__table__)).from_select(
+            EVENT_COLUMNS,
             select(
                 transaction_id(dialect),
                 Referral.id,
                 Referral.provider_id,
-                literal(str(event_type), _String),
+                literal(str(event_type), String),
                 literal(occurred_at, ReferralEvent.occurred_at.type),
-                literal(actor[0], _String),
-                literal(actor[1], _String),
-                literal(actor[2], _String),
+                literal(actor[0], String),
+                literal(actor[1], String),
+                literal(actor[2], String),
                 Referral.version + 1,
                 Referral.status,
                 literal(data, ReferralEvent.data.type),
@@ -497,15 +481,15 @@ async def add_events_set_based(
     )
 
 
-def events_of_type(referral_ids: _Sequence[str], event_type: _EventType) -> Select[int]:
+def events_of_type(referral_ids: Sequence[str], event_type: EventType) -> Select[int]:
     return select(ReferralEvent.id).where(
         ReferralEvent.referral_id.in_(referral_ids), ReferralEvent.type == str(event_type)
     )
 
 
-async def clear_personal_data(session: AsyncSession, referral_ids: _Sequence[str], now: Any) -> int:
+async def clear_personal_data(session: AsyncSession, referral_ids: Sequence[str], now: Any) -> int:
     result = await session.execute(
-        _update(Referral)
+        update(Referral)
         .where(*_not_erased(referral_ids))
         .values(
             participant=None,
@@ -522,7 +506,7 @@ async def clear_personal_data(session: AsyncSession, referral_ids: _Sequence[str
 
 
 async def closed_not_erased(
-    session: AsyncSession, contract_ids: _Sequence[str], after: str, limit: int
+    session: AsyncSession, contract_ids: Sequence[str], after: str, limit: int
 ) -> list[str]:
     """A batch of closed, not yet erased referrals of these contracts, by id after
     ``after``; on PostgreSQL locked ``SKIP LOCKED``, so replicas share the work."""
@@ -530,7 +514,7 @@ async def closed_not_erased(
         select(Referral.id)
         .where(
             Referral.contract_id.in_(contract_ids),
-            Referral.status.in_([str(s) for s in _TERMINAL_STATES]),
+            Referral.status.in_([str(s) for s in TERMINAL_STATES]),
             Referral.erased_at.is_(None),
             Referral.id > after,
         )
@@ -555,7 +539,7 @@ async def with_participant_after(session: AsyncSession, after: str, limit: int) 
 
 async def set_nino_digest(session: AsyncSession, referral_id: str, digest: str) -> None:
     await session.execute(
-        _update(Referral)
+        update(Referral)
         .where(Referral.id == referral_id)
         .values(nino_digest=digest)
         .execution_options(synchronize_session=False)

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Row, Select, and_, or_, select
+from sqlalchemy import Row, Select, Subquery, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.audit.service import record_read
 from app.claims.service import has_claimed_for, void_attachment_claims
-from app.contracts.repository import contract_in_force
+from app.contracts.service import contract_in_force
 from app.core.auth import Principal
 from app.core.clock import Clock
 from app.core.etags import if_match_allows
@@ -32,11 +33,10 @@ from app.core.problems import (
     ValidationProblem,
 )
 from app.programmes.service import exclusive_programmes, programme_params
-from app.referrals import rules
+from app.referrals import repository, rules
 from app.referrals.digests import NinoDigests
 from app.referrals.models import Referral, ReferralEvent
 from app.referrals.repository import (
-    event_by_id,
     get_readable,
     insert_referral,
     lock_participant,
@@ -327,7 +327,7 @@ async def create_referral(
         # A concurrent request referred the same participant a moment ago: the partial
         # unique index on open referrals (JFS 5.19) let only one through.
         raise OpenReferralExists() from error
-    await webhooks.enqueue_for_events(session, event_by_id(event_id))
+    await webhooks.enqueue_for_event_id(session, event_id)
     await record_read(session, principal, clock, "createReferral", [referral.id])
     return to_out(referral, principal, clock)
 
@@ -448,7 +448,7 @@ async def perform(
         # Another request changed the referral between our read and our write.
         raise InvalidTransition("The referral changed meanwhile; read it again.")
     changed, event_id = written
-    await webhooks.enqueue_for_events(session, event_by_id(event_id))
+    await webhooks.enqueue_for_event_id(session, event_id)
     if action is ReferralAction.back_out:
         # SES 3.15: the attachment fee was earned by a start that did not happen.
         await void_attachment_claims(session, clock, principal, changed.id)
@@ -618,14 +618,7 @@ async def change_feed(
 
 # --- for other features ---
 # What other features may ask of referrals and their events (tests/system/
-# test_feature_boundaries): they never read the referral tables themselves. Imports here, not
-# at the top, so this section merges apart from the rest of the file.
-
-from dataclasses import dataclass as _dataclass  # noqa: E402
-
-from sqlalchemy import Subquery as _Subquery  # noqa: E402
-
-from app.referrals import repository as _repository  # noqa: E402
+# test_feature_boundaries): they never read the referral tables themselves.
 
 
 async def lock_readable_referral(
@@ -633,17 +626,17 @@ async def lock_readable_referral(
 ) -> Referral:
     """The referral, locked for the caller's change (a claim on it, its erasure); 404 when
     the caller may not see it (domain.md §1). The caller reads it and changes nothing."""
-    return await _repository.get_readable(session, principal, referral_id, for_update=True)
+    return await repository.get_readable(session, principal, referral_id, for_update=True)
 
 
 async def recorded_start_or_end(
     session: AsyncSession, referral_id: str, sub: str, provider_id: str | None
 ) -> bool:
     """GEN 122: did this person record the referral's start or end? (claims)"""
-    return await _repository.recorded_start_or_end(session, referral_id, sub, provider_id)
+    return await repository.recorded_start_or_end(session, referral_id, sub, provider_id)
 
 
-@_dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)
 class CohortCounts:
     """One cohort month's CSS 1 and CSS 2 counts (JFS 7.44, domain.md §9)."""
 
@@ -660,7 +653,7 @@ async def cohort_counts(
     """Per month of referral date between ``first`` and ``last`` (service credits)."""
     return [
         CohortCounts(r.month, r.css1_eligible, r.css1_met, r.css2_eligible, r.css2_met)
-        for r in await _repository.cohort_counts(session, contract_id, first, last)
+        for r in await repository.cohort_counts(session, contract_id, first, last)
     ]
 
 
@@ -669,18 +662,19 @@ async def referral_months(
 ) -> set[tuple[str, str]]:
     """(contract id, ``YYYY-MM``) of each month up to ``up_to`` in which referrals were made
     to these contracts (payment runs, JFS 6.03)."""
-    return await _repository.referral_months(session, contract_ids, up_to)
+    return await repository.referral_months(session, contract_ids, up_to)
 
 
-def announced_events(events: Select[int]) -> _Subquery:
+def announced_events(events: Select[int] | None = None) -> Subquery:
     """The outbox's view of the events ``events`` selects: ``event_id``, ``referral_id``,
-    ``provider_id``, ``type``, ``occurred_at`` (webhooks)."""
-    return _repository.announced_events(events)
+    ``provider_id``, ``type``, ``occurred_at`` (webhooks). Without ``events``, of the one event
+    whose id is bound as ``event_id`` when the statement runs (a statement built once)."""
+    return repository.announced_events(repository.EVENT_BY_BOUND_ID if events is None else events)
 
 
 async def events_by_id(session: AsyncSession, event_ids: Sequence[int]) -> list[ReferralEvent]:
     """These events as they stand now (webhook deliveries, built at send time)."""
-    return await _repository.events_by_id(session, event_ids)
+    return await repository.events_by_id(session, event_ids)
 
 
 async def participant_referrals(
@@ -688,14 +682,14 @@ async def participant_referrals(
 ) -> list[Referral]:
     """Every referral of the participant, erased ones too: the digest still links them
     (subject access, domain.md §10)."""
-    return await _repository.referrals_of(session, digests.every(nino))
+    return await repository.referrals_of(session, digests.every(nino))
 
 
 async def events_of_referrals(
     session: AsyncSession, referral_ids: Sequence[str]
 ) -> list[ReferralEvent]:
     """These referrals' histories, by referral then oldest first (subject access)."""
-    return await _repository.events_of_referrals(session, referral_ids)
+    return await repository.events_of_referrals(session, referral_ids)
 
 
 async def erase_personal_data(
@@ -712,15 +706,15 @@ async def erase_personal_data(
     of the referrals' events, add an ``erased`` event to each not erased yet, and clear its
     participant. Returns how many this call erased, and a select of the new events' ids (for
     the outbox)."""
-    await _repository.scrub_event_data(
+    await repository.scrub_event_data(
         session, referral_ids, kept_fields=kept_fields, coded_reason_events=coded_reason_events
     )
-    newly_erased = await _repository.not_erased(session, referral_ids)
-    await _repository.add_events_set_based(
+    newly_erased = await repository.not_erased(session, referral_ids)
+    await repository.add_events_set_based(
         session, referral_ids, EventType.erased, clock.now, actor, data
     )
-    erased = await _repository.clear_personal_data(session, referral_ids, clock.now)
-    return erased, _repository.events_of_type(newly_erased, EventType.erased)
+    erased = await repository.clear_personal_data(session, referral_ids, clock.now)
+    return erased, repository.events_of_type(newly_erased, EventType.erased)
 
 
 async def closed_not_erased(
@@ -730,14 +724,14 @@ async def closed_not_erased(
     locked so that replicas share the work."""
     if not contract_ids:
         return []
-    return await _repository.closed_not_erased(session, contract_ids, after, limit)
+    return await repository.closed_not_erased(session, contract_ids, after, limit)
 
 
 async def with_participant_after(session: AsyncSession, after: str, limit: int) -> list[Any]:
     """(id, nino_digest, participant) of referrals still holding their participant, by id
     after ``after`` (re-keying the NINO digests)."""
-    return await _repository.with_participant_after(session, after, limit)
+    return await repository.with_participant_after(session, after, limit)
 
 
 async def set_nino_digest(session: AsyncSession, referral_id: str, digest: str) -> None:
-    await _repository.set_nino_digest(session, referral_id, digest)
+    await repository.set_nino_digest(session, referral_id, digest)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Insert,
     Select,
     Subquery,
     Table,
@@ -78,7 +79,7 @@ async def subscriptions_for(session: AsyncSession, provider_id: str, event_type:
     return list((await session.scalars(statement)).all())
 
 
-async def insert_deliveries_for(session: AsyncSession, announced: Subquery) -> None:
+def deliveries_insert(announced: Subquery) -> Insert:
     """One INSERT ... SELECT: a pending delivery per (event, matching subscription of the
     event's provider), in event order, due at once (the event's own time). ``announced`` is
     the referrals feature's view of the events (``referrals.service.announced_events``)."""
@@ -105,21 +106,25 @@ async def insert_deliveries_for(session: AsyncSession, announced: Subquery) -> N
         )
         .order_by(event.event_id, WebhookSubscription.id)
     )
-    await session.execute(
-        insert(typing.cast(Table, WebhookDelivery.__table__)).from_select(
-            [
-                "subscription_id",
-                "event_id",
-                "referral_id",
-                "event_type",
-                "status",
-                "attempts",
-                "created_at",
-                "next_attempt_at",
-            ],
-            source,
-        )
+    return insert(typing.cast(Table, WebhookDelivery.__table__)).from_select(
+        [
+            "subscription_id",
+            "event_id",
+            "referral_id",
+            "event_type",
+            "status",
+            "attempts",
+            "created_at",
+            "next_attempt_at",
+        ],
+        source,
     )
+
+
+async def insert_deliveries(
+    session: AsyncSession, statement: Insert, params: dict[str, object] | None = None
+) -> None:
+    await session.execute(statement, params)
 
 
 def no_earlier_pending() -> ColumnElement[bool]:

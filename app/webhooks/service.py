@@ -5,10 +5,11 @@ that rolled back")."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Select
+from sqlalchemy import Insert, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
@@ -81,7 +82,20 @@ async def enqueue_for_events(session: AsyncSession, events: Select[int]) -> None
     """Pending deliveries for events already written set-based (the automatic jobs): one
     INSERT ... SELECT joining the subscriptions, in the jobs' own transaction. ``events``
     selects the ids of the events to announce."""
-    await repository.insert_deliveries_for(session, referrals.announced_events(events))
+    statement = repository.deliveries_insert(referrals.announced_events(events))
+    await repository.insert_deliveries(session, statement)
+
+
+@functools.cache
+def _one_event_deliveries() -> Insert:
+    # Built once, on first use (referrals.service imports this module as it loads): the hot
+    # path's actions then run a statement whose cache key SQLAlchemy has already memoised.
+    return repository.deliveries_insert(referrals.announced_events())
+
+
+async def enqueue_for_event_id(session: AsyncSession, event_id: int) -> None:
+    """Pending deliveries for the one event just written (each action), in its transaction."""
+    await repository.insert_deliveries(session, _one_event_deliveries(), {"event_id": event_id})
 
 
 # --- subscriptions -------------------------------------------------------------------------
