@@ -230,7 +230,14 @@ async def drive(
     return latencies, errors, time.monotonic() - started
 
 
-SERVERS = {"api": "app.main:app", "baseline": "benchmarks.baseline:app"}
+SERVERS = {
+    "api": "app.main:app",
+    # The API with record_read a no-op (benchmarks/apps.py): the read audit's cost (issue 12).
+    "api-no-audit": "benchmarks.apps:api_without_read_audit",
+    "baseline": "benchmarks.baseline:app",
+}
+# Servers that must write no read audit row: checked after the warm-up, before measuring.
+WITHOUT_READ_AUDIT = {"api-no-audit"}
 
 
 @dataclass
@@ -245,6 +252,11 @@ class Phase:
     cpu_s: float
     log_lines: int
     load_average: float
+    read_rows: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.server.replace('-', '_')}_{self.users}"
 
     @property
     def transitions(self) -> int:
@@ -260,6 +272,19 @@ class Phase:
     def cpu_ms_per_transition(self) -> float:
         return self.cpu_s * 1000 / max(self.transitions, 1)
 
+    @property
+    def read_rows_per_request(self) -> float:
+        return self.read_rows / max(len(self.every), 1)
+
+
+async def count_read_rows(url: str) -> int:
+    """Rows in the read audit so far (referral_reads)."""
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        rows = int(await connection.scalar(text("SELECT count(*) FROM referral_reads")) or 0)
+    await engine.dispose()
+    return rows
+
 
 def run_phase(
     url: str, server: str, users: int, seconds: int, port: int, workers: int, first_nino: int,
@@ -273,7 +298,12 @@ def run_phase(
         )
         base = f"http://127.0.0.1:{port}"
         try:
+            reads_before_warm_up = asyncio.run(count_read_rows(url))
             asyncio.run(drive(base, users, WARM_UP_SECONDS, first_nino))
+            reads_before = asyncio.run(count_read_rows(url))
+            if server in WITHOUT_READ_AUDIT and reads_before != reads_before_warm_up:
+                # The no-op no longer stands in for what writes reads: the figure would lie.
+                raise RuntimeError(f"{server} wrote read audit rows during the warm-up")
             pids = process_group(process.pid)
             spies = [] if profile is None else spy(pids, profile / f"{server}-{users}", seconds)
             load_average = os.getloadavg()[0]
@@ -286,9 +316,10 @@ def run_phase(
                 spy_process.wait()
         finally:
             stop_server(process)
+        read_rows = asyncio.run(count_read_rows(url)) - reads_before
         log.seek(0)
         lines = sum(1 for line in log if b'"request"' in line)
-    return Phase(server, users, elapsed, latencies, errors, cpu, lines, load_average)
+    return Phase(server, users, elapsed, latencies, errors, cpu, lines, load_average, read_rows)
 
 
 # raw: collapsed stacks (the flamegraph input; benchmarks.profile_summary sums them up).
@@ -326,23 +357,38 @@ def spy(pids: list[int], prefix: Path, seconds: int) -> list[subprocess.Popen[by
 
 
 def report(phases: list[Phase]) -> None:
+    """Per operation, then per server (a table, and ``key: value`` lines), then the ratios."""
     print(
-        f"{'server':<9} {'clients':>7} {'operation':<12} {'count':>7} {'p50 ms':>8} {'p99 ms':>8}"
+        f"{'server':<12} {'clients':>7} {'operation':<12} {'count':>7} {'p50 ms':>8} {'p99 ms':>8}"
     )
     for phase in phases:
         for op, values in sorted(phase.latencies.items()):
             print(
-                f"{phase.server:<9} {phase.users:>7} {op:<12} {len(values):>7}"
+                f"{phase.server:<12} {phase.users:>7} {op:<12} {len(values):>7}"
                 f" {percentile(values, 50) * 1000:>8.1f} {percentile(values, 99) * 1000:>8.1f}"
             )
         if phase.errors:
             print(f"{phase.server} {phase.users} errors:", dict(phase.errors))
     print()
+    print(
+        f"{'server':<12} {'clients':>7} {'cpu ms/transition':>17} {'transitions/s':>13}"
+        f" {'p50 ms':>8} {'p99 ms':>8} {'reads/request':>13} {'load 1m':>7}"
+    )
     for phase in phases:
-        key = f"{phase.server}_{phase.users}"
+        every = phase.every
+        print(
+            f"{phase.server:<12} {phase.users:>7} {phase.cpu_ms_per_transition:>17.3f}"
+            f" {phase.transitions / phase.seconds:>13.1f}"
+            f" {percentile(every, 50) * 1000:>8.1f} {percentile(every, 99) * 1000:>8.1f}"
+            f" {phase.read_rows_per_request:>13.2f} {phase.load_average:>7.2f}"
+        )
+    print()
+    for phase in phases:
+        key = phase.key
         every = phase.every
         print(f"{key}_load_average_1m: {phase.load_average:.2f}")
         print(f"{key}_request_log_lines: {phase.log_lines}")
+        print(f"{key}_read_rows_per_request: {phase.read_rows_per_request:.2f}")
         print(f"{key}_requests_per_s: {len(every) / phase.seconds:.1f}")
         print(f"{key}_transitions_per_s: {phase.transitions / phase.seconds:.1f}")
         print(f"{key}_p50_ms: {percentile(every, 50) * 1000:.1f}")
@@ -350,10 +396,20 @@ def report(phases: list[Phase]) -> None:
         print(f"{key}_server_cpu_s: {phase.cpu_s:.2f}")
         print(f"{key}_cpu_ms_per_transition: {phase.cpu_ms_per_transition:.3f}")
     for users in sorted({p.users for p in phases}):
-        pair = {p.server: p for p in phases if p.users == users}
-        if {"api", "baseline"} <= set(pair):
-            ratio = pair["api"].cpu_ms_per_transition / pair["baseline"].cpu_ms_per_transition
-            print(f"cpu_ratio_{users}: {ratio:.2f}")
+        by_server = {p.server: p for p in phases if p.users == users}
+        api = by_server.get("api")
+        for other, name in (("baseline", "cpu_ratio"), ("api-no-audit", "read_audit_cpu_ratio")):
+            if api is not None and other in by_server:
+                ratio = api.cpu_ms_per_transition / by_server[other].cpu_ms_per_transition
+                print(f"{name}_{users}: {ratio:.2f}")
+        if api is not None and "api-no-audit" in by_server:
+            without = by_server["api-no-audit"]
+            cost = api.cpu_ms_per_transition - without.cpu_ms_per_transition
+            print(f"read_audit_cpu_ms_per_transition_{users}: {cost:.3f}")
+            print(
+                f"read_audit_throughput_ratio_{users}:"
+                f" {api.transitions / api.seconds / (without.transitions / without.seconds):.2f}"
+            )
 
 
 WARM_UP_SECONDS = 3
