@@ -356,8 +356,36 @@ def spy(pids: list[int], prefix: Path, seconds: int) -> list[subprocess.Popen[by
     ]
 
 
-def report(phases: list[Phase]) -> None:
-    """Per operation, then per server (a table, and ``key: value`` lines), then the ratios."""
+def pooled(rounds: list[Phase]) -> Phase:
+    """One server's rounds as one phase: time, CPU, transitions and rows summed, latencies
+    pooled; the load average is the highest any round met."""
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    for phase in rounds:
+        for op, values in phase.latencies.items():
+            latencies[op].extend(values)
+        for key, n in phase.errors.items():
+            errors[key] += n
+    return Phase(
+        rounds[0].server,
+        rounds[0].users,
+        sum(p.seconds for p in rounds),
+        latencies,
+        errors,
+        sum(p.cpu_s for p in rounds),
+        sum(p.log_lines for p in rounds),
+        max(p.load_average for p in rounds),
+        sum(p.read_rows for p in rounds),
+    )
+
+
+def report(measured: list[Phase]) -> None:
+    """Per operation, then per server (a table, and ``key: value`` lines), then the ratios;
+    a server measured in several rounds is reported pooled, with each round's CPU figure."""
+    by_server: dict[tuple[str, int], list[Phase]] = defaultdict(list)
+    for phase in measured:
+        by_server[phase.server, phase.users].append(phase)
+    phases = [pooled(rounds) for rounds in by_server.values()]
     print(
         f"{'server':<12} {'clients':>7} {'operation':<12} {'count':>7} {'p50 ms':>8} {'p99 ms':>8}"
     )
@@ -395,6 +423,9 @@ def report(phases: list[Phase]) -> None:
         print(f"{key}_p99_ms: {percentile(every, 99) * 1000:.1f}")
         print(f"{key}_server_cpu_s: {phase.cpu_s:.2f}")
         print(f"{key}_cpu_ms_per_transition: {phase.cpu_ms_per_transition:.3f}")
+        if len(rounds := by_server[phase.server, phase.users]) > 1:
+            each = " ".join(f"{p.cpu_ms_per_transition:.3f}" for p in rounds)
+            print(f"{key}_cpu_ms_per_transition_by_round: {each}")
     for users in sorted({p.users for p in phases}):
         by_server = {p.server: p for p in phases if p.users == users}
         api = by_server.get("api")
@@ -437,6 +468,7 @@ async def subscribe_providers(url: str, receiver_url: str) -> None:
 def main(
     seconds: int, clients: list[int], port: int, workers: int, pgbench: bool,
     profile: Path | None, servers: list[str], log_level: str, outbox: bool = False,
+    rounds: int = 1,
 ) -> None:  # fmt: skip
     url = bench_url()
     fresh_database(url)
@@ -446,16 +478,20 @@ def main(
     random.seed(1)
     phases = []
     first_nino = 0
-    # Each client count runs the API, then the baseline, back to back, so that both meet
-    # much the same load from whatever else shares the machine.
+    # Each client count runs the servers back to back, so that they meet much the same load
+    # from whatever else shares the machine; each further round starts with the next server,
+    # so that none is always first (or always last) after the others.
     for users in clients:
-        for server in servers:
-            phases.append(
-                run_phase(
-                    url, server, users, seconds, port, workers, first_nino, profile, log_level
+        for turn in range(rounds):
+            for server in servers[turn % len(servers) :] + servers[: turn % len(servers)]:
+                phases.append(
+                    run_phase(
+                        url, server, users, seconds, port, workers, first_nino, profile, log_level
+                    )
                 )
-            )
-            first_nino += 100_000_000
+                # Each phase its own NINOs: a million a client, and the measured window from
+                # half a million on (see virtual_user and run_phase).
+                first_nino += (max(clients) + 1) * 1_000_000
     report(phases)
     if pgbench:
         asyncio.run(seed_pgbench_rows(url))
@@ -476,6 +512,12 @@ if __name__ == "__main__":
     parser.add_argument("--profile", type=Path, help="py-spy the servers into this folder")
     parser.add_argument("--servers", nargs="+", choices=list(SERVERS), default=list(SERVERS))
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each server this many times, interleaved, and pool the rounds",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", help="the servers' log level (INFO: a line a request)"
     )
     arguments = parser.parse_args()
@@ -489,4 +531,5 @@ if __name__ == "__main__":
         arguments.servers,
         arguments.log_level,
         arguments.outbox,
+        arguments.rounds,
     )
