@@ -253,6 +253,7 @@ class Phase:
     log_lines: int
     load_average: float
     read_rows: int
+    database_cpu_s: float
 
     @property
     def key(self) -> str:
@@ -273,8 +274,34 @@ class Phase:
         return self.cpu_s * 1000 / max(self.transitions, 1)
 
     @property
+    def database_cpu_ms_per_transition(self) -> float:
+        return self.database_cpu_s * 1000 / max(self.transitions, 1)
+
+    @property
     def read_rows_per_request(self) -> float:
         return self.read_rows / max(len(self.every), 1)
+
+
+def backend_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU so far of each PostgreSQL backend serving ``database`` (its process title names
+    the database: ``postgres: 15/main: prap <database> 127.0.0.1(...)``): the work the
+    server's statements and commits cost on the database side."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                title = cmdline.read().split()
+            if title[:1] != [b"postgres:"] or database.encode() not in title:
+                continue
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+        found[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
 
 
 async def count_read_rows(url: str) -> int:
@@ -291,7 +318,9 @@ def run_phase(
     profile: Path | None, log_level: str = "INFO",
 ) -> Phase:  # fmt: skip
     """Start ``server`` with INFO request logs (as in production), warm it up, then measure
-    the CPU of all its processes (workers included) over ``seconds`` of load."""
+    the CPU of all its processes (workers included), and of the database's backends serving
+    it, over ``seconds`` of load."""
+    database = urlparse(url).path.lstrip("/")
     with tempfile.TemporaryFile() as log:
         process = start_server(
             url, port, workers, app=SERVERS[server], log_level=log_level, stdout=log
@@ -308,10 +337,17 @@ def run_phase(
             spies = [] if profile is None else spy(pids, profile / f"{server}-{users}", seconds)
             load_average = os.getloadavg()[0]
             cpu_before = cpu_seconds(pids)
+            backends_before = backend_cpu_seconds(database)
             latencies, errors, elapsed = asyncio.run(
                 drive(base, users, seconds, first_nino + 500_000)
             )
             cpu = cpu_seconds(pids) - cpu_before
+            # A backend that started in the window counts whole; one that ended is lost
+            # (the servers' pools keep theirs open, so that is rare).
+            database_cpu = sum(
+                seconds - backends_before.get(pid, 0.0)
+                for pid, seconds in backend_cpu_seconds(database).items()
+            )
             for spy_process in spies:
                 spy_process.wait()
         finally:
@@ -319,7 +355,10 @@ def run_phase(
         read_rows = asyncio.run(count_read_rows(url)) - reads_before
         log.seek(0)
         lines = sum(1 for line in log if b'"request"' in line)
-    return Phase(server, users, elapsed, latencies, errors, cpu, lines, load_average, read_rows)
+    return Phase(
+        server, users, elapsed, latencies, errors, cpu, lines, load_average, read_rows,
+        database_cpu,
+    )  # fmt: skip
 
 
 # raw: collapsed stacks (the flamegraph input; benchmarks.profile_summary sums them up).
@@ -376,6 +415,7 @@ def pooled(rounds: list[Phase]) -> Phase:
         sum(p.log_lines for p in rounds),
         max(p.load_average for p in rounds),
         sum(p.read_rows for p in rounds),
+        sum(p.database_cpu_s for p in rounds),
     )
 
 
@@ -399,13 +439,14 @@ def report(measured: list[Phase]) -> None:
             print(f"{phase.server} {phase.users} errors:", dict(phase.errors))
     print()
     print(
-        f"{'server':<12} {'clients':>7} {'cpu ms/transition':>17} {'transitions/s':>13}"
-        f" {'p50 ms':>8} {'p99 ms':>8} {'reads/request':>13} {'load 1m':>7}"
+        f"{'server':<12} {'clients':>7} {'cpu ms/transition':>17} {'db cpu ms':>9}"
+        f" {'transitions/s':>13} {'p50 ms':>8} {'p99 ms':>8} {'reads/request':>13} {'load 1m':>7}"
     )
     for phase in phases:
         every = phase.every
         print(
             f"{phase.server:<12} {phase.users:>7} {phase.cpu_ms_per_transition:>17.3f}"
+            f" {phase.database_cpu_ms_per_transition:>9.3f}"
             f" {phase.transitions / phase.seconds:>13.1f}"
             f" {percentile(every, 50) * 1000:>8.1f} {percentile(every, 99) * 1000:>8.1f}"
             f" {phase.read_rows_per_request:>13.2f} {phase.load_average:>7.2f}"
@@ -422,6 +463,7 @@ def report(measured: list[Phase]) -> None:
         print(f"{key}_p50_ms: {percentile(every, 50) * 1000:.1f}")
         print(f"{key}_p99_ms: {percentile(every, 99) * 1000:.1f}")
         print(f"{key}_server_cpu_s: {phase.cpu_s:.2f}")
+        print(f"{key}_database_cpu_ms_per_transition: {phase.database_cpu_ms_per_transition:.3f}")
         print(f"{key}_cpu_ms_per_transition: {phase.cpu_ms_per_transition:.3f}")
         if len(rounds := by_server[phase.server, phase.users]) > 1:
             each = " ".join(f"{p.cpu_ms_per_transition:.3f}" for p in rounds)
@@ -437,6 +479,8 @@ def report(measured: list[Phase]) -> None:
             without = by_server["api-no-audit"]
             cost = api.cpu_ms_per_transition - without.cpu_ms_per_transition
             print(f"read_audit_cpu_ms_per_transition_{users}: {cost:.3f}")
+            cost = api.database_cpu_ms_per_transition - without.database_cpu_ms_per_transition
+            print(f"read_audit_database_cpu_ms_per_transition_{users}: {cost:.3f}")
             print(
                 f"read_audit_throughput_ratio_{users}:"
                 f" {api.transitions / api.seconds / (without.transitions / without.seconds):.2f}"
