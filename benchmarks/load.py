@@ -1,21 +1,37 @@
-"""Load benchmark: the API and the baseline app side by side, in one run (issue 13).
+"""Load benchmark: the API, the API without its read audit, and the baseline, in one run.
 
-For each number of clients (16 and 32 by default), starts uvicorn with 2 workers serving the
-API (``app.main:app``, production settings: no sandbox, request logs at INFO as JSON), then
-the baseline (``benchmarks.baseline``: the same duties per request with only Starlette and
-asyncpg), against one fresh PostgreSQL database migrated by the project's migrations. Each
-client repeats create (jcp) → acknowledge → accept → start → end (provider) → get. After a
-3-second warm-up, it measures over ``--seconds``: throughput, p50/p99 latency, and each
-server's **CPU ms per transition**: user + system CPU of all the server's processes
-(supervisor and workers, from /proc/<pid>/stat) over the window, divided by the transitions
-answered (create and the four actions; the get's cost is included in the figure). The last
-lines are ``key: value``, ending with ``cpu_ratio_<clients>`` (API over baseline).
+What is compared (issues 12 and 13), each served by uvicorn with 2 workers against one fresh
+PostgreSQL database migrated by the project's migrations, with production settings (no
+sandbox, no scheduler, no webhook worker, request logs at INFO as JSON):
 
-    .venv/bin/python -m benchmarks.load --seconds 20 --clients 16 32
-    .venv/bin/python -m benchmarks.load --profile /tmp/prof   # py-spy the workers too
+- ``api``: the API itself (``app.main:app``);
+- ``api-no-audit``: the same API with ``app.audit.service.record_read`` a no-op
+  (``benchmarks.apps``), so that api against api-no-audit is the read audit's cost; the run
+  stops if that server writes a read row during its warm-up;
+- ``baseline``: the same duties per request with only Starlette and asyncpg
+  (``benchmarks.baseline``; its docstring lists them), so that api against baseline is the
+  framework's cost.
 
-``PRAP_BENCH_DATABASE_URL`` names the database (it is dropped and rebuilt). ``--pgbench``
-also replays one transition's SQL with pgbench, the database's own ceiling.
+Each client repeats create (jcp) → acknowledge → accept → start → end (provider) → get,
+with no ``Idempotency-Key``. At each number of clients (16 and 32 by default) the servers
+run one after the other (``--rounds`` repeats them, each round starting with the next
+server, and pools the rounds). After a 3-second warm-up, over ``--seconds``: throughput,
+p50/p99 latency, read audit rows written per request, and **CPU ms per transition**: user +
+system CPU of all the server's processes (supervisor and workers, from /proc/<pid>/stat),
+and separately of the PostgreSQL backends serving the benchmark database, divided by the
+transitions answered (create and the four actions; the get's cost is included). The report
+is a table per operation, a table per server, then ``key: value`` lines ending with
+``cpu_ratio_<clients>`` (api / baseline), ``read_audit_cpu_ratio_<clients>`` (api /
+api-no-audit), the read audit's CPU ms per transition on each side and its throughput ratio.
+
+    .venv/bin/python -m benchmarks.load --seconds 20 --clients 16 --rounds 3
+    .venv/bin/python -m benchmarks.load --servers api --outbox   # every provider subscribed
+    .venv/bin/python -m benchmarks.load --profile /tmp/prof      # py-spy the workers too
+
+``PRAP_BENCH_DATABASE_URL`` names the database (it is dropped and rebuilt; default
+``prap_bench``); ``--port`` the servers' port. ``--outbox`` subscribes every provider to
+every event, so each event also queues one delivery (nothing is sent). ``--pgbench`` also
+replays one transition's SQL with pgbench, the database's own ceiling.
 """
 
 from __future__ import annotations
@@ -544,17 +560,27 @@ def main(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--clients", type=int, nargs="+", default=[16, 32])
-    parser.add_argument("--port", type=int, default=8800)
-    parser.add_argument("--workers", type=int, default=2)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=20, help="measured window per phase")
+    parser.add_argument(
+        "--clients", type=int, nargs="+", default=[16, 32], help="concurrent clients, per phase"
+    )
+    parser.add_argument("--port", type=int, default=8800, help="where each server listens")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers per server")
     parser.add_argument("--pgbench", action="store_true", help="also pgbench one transition")
     parser.add_argument(
         "--outbox", action="store_true", help="subscribe every provider: each event queues one"
     )
     parser.add_argument("--profile", type=Path, help="py-spy the servers into this folder")
-    parser.add_argument("--servers", nargs="+", choices=list(SERVERS), default=list(SERVERS))
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=list(SERVERS),
+        default=list(SERVERS),
+        help="which servers, in this order (default: all three)",
+    )
     parser.add_argument(
         "--rounds",
         type=int,
