@@ -1,21 +1,37 @@
-"""Load benchmark: the API and the baseline app side by side, in one run (issue 13).
+"""Load benchmark: the API, the API without its read audit, and the baseline, in one run.
 
-For each number of clients (16 and 32 by default), starts uvicorn with 2 workers serving the
-API (``app.main:app``, production settings: no sandbox, request logs at INFO as JSON), then
-the baseline (``benchmarks.baseline``: the same duties per request with only Starlette and
-asyncpg), against one fresh PostgreSQL database migrated by the project's migrations. Each
-client repeats create (jcp) → acknowledge → accept → start → end (provider) → get. After a
-3-second warm-up, it measures over ``--seconds``: throughput, p50/p99 latency, and each
-server's **CPU ms per transition**: user + system CPU of all the server's processes
-(supervisor and workers, from /proc/<pid>/stat) over the window, divided by the transitions
-answered (create and the four actions; the get's cost is included in the figure). The last
-lines are ``key: value``, ending with ``cpu_ratio_<clients>`` (API over baseline).
+What is compared (issues 12 and 13), each served by uvicorn with 2 workers against one fresh
+PostgreSQL database migrated by the project's migrations, with production settings (no
+sandbox, no scheduler, no webhook worker, request logs at INFO as JSON):
 
-    .venv/bin/python -m benchmarks.load --seconds 20 --clients 16 32
-    .venv/bin/python -m benchmarks.load --profile /tmp/prof   # py-spy the workers too
+- ``api``: the API itself (``app.main:app``);
+- ``api-no-audit``: the same API with ``app.audit.service.record_read`` a no-op
+  (``benchmarks.apps``), so that api against api-no-audit is the read audit's cost; the run
+  stops if that server writes a read row during its warm-up;
+- ``baseline``: the same duties per request with only Starlette and asyncpg
+  (``benchmarks.baseline``; its docstring lists them), so that api against baseline is the
+  framework's cost.
 
-``PRAP_BENCH_DATABASE_URL`` names the database (it is dropped and rebuilt). ``--pgbench``
-also replays one transition's SQL with pgbench, the database's own ceiling.
+Each client repeats create (jcp) → acknowledge → accept → start → end (provider) → get,
+with no ``Idempotency-Key``. At each number of clients (16 and 32 by default) the servers
+run one after the other (``--rounds`` repeats them, each round starting with the next
+server, and pools the rounds). After a 3-second warm-up, over ``--seconds``: throughput,
+p50/p99 latency, read audit rows written per request, and **CPU ms per transition**: user +
+system CPU of all the server's processes (supervisor and workers, from /proc/<pid>/stat),
+and separately of the PostgreSQL backends serving the benchmark database, divided by the
+transitions answered (create and the four actions; the get's cost is included). The report
+is a table per operation, a table per server, then ``key: value`` lines ending with
+``cpu_ratio_<clients>`` (api / baseline), ``read_audit_cpu_ratio_<clients>`` (api /
+api-no-audit), the read audit's CPU ms per transition on each side and its throughput ratio.
+
+    .venv/bin/python -m benchmarks.load --seconds 20 --clients 16 --rounds 3
+    .venv/bin/python -m benchmarks.load --servers api --outbox   # every provider subscribed
+    .venv/bin/python -m benchmarks.load --profile /tmp/prof      # py-spy the workers too
+
+``PRAP_BENCH_DATABASE_URL`` names the database (it is dropped and rebuilt; default
+``prap_bench``); ``--port`` the servers' port. ``--outbox`` subscribes every provider to
+every event, so each event also queues one delivery (nothing is sent). ``--pgbench`` also
+replays one transition's SQL with pgbench, the database's own ceiling.
 """
 
 from __future__ import annotations
@@ -230,7 +246,14 @@ async def drive(
     return latencies, errors, time.monotonic() - started
 
 
-SERVERS = {"api": "app.main:app", "baseline": "benchmarks.baseline:app"}
+SERVERS = {
+    "api": "app.main:app",
+    # The API with record_read a no-op (benchmarks/apps.py): the read audit's cost (issue 12).
+    "api-no-audit": "benchmarks.apps:api_without_read_audit",
+    "baseline": "benchmarks.baseline:app",
+}
+# Servers that must write no read audit row: checked after the warm-up, before measuring.
+WITHOUT_READ_AUDIT = {"api-no-audit"}
 
 
 @dataclass
@@ -245,6 +268,12 @@ class Phase:
     cpu_s: float
     log_lines: int
     load_average: float
+    read_rows: int
+    database_cpu_s: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.server.replace('-', '_')}_{self.users}"
 
     @property
     def transitions(self) -> int:
@@ -260,35 +289,92 @@ class Phase:
     def cpu_ms_per_transition(self) -> float:
         return self.cpu_s * 1000 / max(self.transitions, 1)
 
+    @property
+    def database_cpu_ms_per_transition(self) -> float:
+        return self.database_cpu_s * 1000 / max(self.transitions, 1)
+
+    @property
+    def read_rows_per_request(self) -> float:
+        return self.read_rows / max(len(self.every), 1)
+
+
+def backend_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU so far of each PostgreSQL backend serving ``database`` (its process title names
+    the database: ``postgres: 15/main: prap <database> 127.0.0.1(...)``): the work the
+    server's statements and commits cost on the database side."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                title = cmdline.read().split()
+            if title[:1] != [b"postgres:"] or database.encode() not in title:
+                continue
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+        found[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+async def count_read_rows(url: str) -> int:
+    """Rows in the read audit so far (referral_reads)."""
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        rows = int(await connection.scalar(text("SELECT count(*) FROM referral_reads")) or 0)
+    await engine.dispose()
+    return rows
+
 
 def run_phase(
     url: str, server: str, users: int, seconds: int, port: int, workers: int, first_nino: int,
     profile: Path | None, log_level: str = "INFO",
 ) -> Phase:  # fmt: skip
     """Start ``server`` with INFO request logs (as in production), warm it up, then measure
-    the CPU of all its processes (workers included) over ``seconds`` of load."""
+    the CPU of all its processes (workers included), and of the database's backends serving
+    it, over ``seconds`` of load."""
+    database = urlparse(url).path.lstrip("/")
     with tempfile.TemporaryFile() as log:
         process = start_server(
             url, port, workers, app=SERVERS[server], log_level=log_level, stdout=log
         )
         base = f"http://127.0.0.1:{port}"
         try:
+            reads_before_warm_up = asyncio.run(count_read_rows(url))
             asyncio.run(drive(base, users, WARM_UP_SECONDS, first_nino))
+            reads_before = asyncio.run(count_read_rows(url))
+            if server in WITHOUT_READ_AUDIT and reads_before != reads_before_warm_up:
+                # The no-op no longer stands in for what writes reads: the figure would lie.
+                raise RuntimeError(f"{server} wrote read audit rows during the warm-up")
             pids = process_group(process.pid)
             spies = [] if profile is None else spy(pids, profile / f"{server}-{users}", seconds)
             load_average = os.getloadavg()[0]
             cpu_before = cpu_seconds(pids)
+            backends_before = backend_cpu_seconds(database)
             latencies, errors, elapsed = asyncio.run(
                 drive(base, users, seconds, first_nino + 500_000)
             )
             cpu = cpu_seconds(pids) - cpu_before
+            # A backend that started in the window counts whole; one that ended is lost
+            # (the servers' pools keep theirs open, so that is rare).
+            database_cpu = sum(
+                seconds - backends_before.get(pid, 0.0)
+                for pid, seconds in backend_cpu_seconds(database).items()
+            )
             for spy_process in spies:
                 spy_process.wait()
         finally:
             stop_server(process)
+        read_rows = asyncio.run(count_read_rows(url)) - reads_before
         log.seek(0)
         lines = sum(1 for line in log if b'"request"' in line)
-    return Phase(server, users, elapsed, latencies, errors, cpu, lines, load_average)
+    return Phase(
+        server, users, elapsed, latencies, errors, cpu, lines, load_average, read_rows,
+        database_cpu,
+    )  # fmt: skip
 
 
 # raw: collapsed stacks (the flamegraph input; benchmarks.profile_summary sums them up).
@@ -325,35 +411,96 @@ def spy(pids: list[int], prefix: Path, seconds: int) -> list[subprocess.Popen[by
     ]
 
 
-def report(phases: list[Phase]) -> None:
+def pooled(rounds: list[Phase]) -> Phase:
+    """One server's rounds as one phase: time, CPU, transitions and rows summed, latencies
+    pooled; the load average is the highest any round met."""
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    for phase in rounds:
+        for op, values in phase.latencies.items():
+            latencies[op].extend(values)
+        for key, n in phase.errors.items():
+            errors[key] += n
+    return Phase(
+        rounds[0].server,
+        rounds[0].users,
+        sum(p.seconds for p in rounds),
+        latencies,
+        errors,
+        sum(p.cpu_s for p in rounds),
+        sum(p.log_lines for p in rounds),
+        max(p.load_average for p in rounds),
+        sum(p.read_rows for p in rounds),
+        sum(p.database_cpu_s for p in rounds),
+    )
+
+
+def report(measured: list[Phase]) -> None:
+    """Per operation, then per server (a table, and ``key: value`` lines), then the ratios;
+    a server measured in several rounds is reported pooled, with each round's CPU figure."""
+    by_server: dict[tuple[str, int], list[Phase]] = defaultdict(list)
+    for phase in measured:
+        by_server[phase.server, phase.users].append(phase)
+    phases = [pooled(rounds) for rounds in by_server.values()]
     print(
-        f"{'server':<9} {'clients':>7} {'operation':<12} {'count':>7} {'p50 ms':>8} {'p99 ms':>8}"
+        f"{'server':<12} {'clients':>7} {'operation':<12} {'count':>7} {'p50 ms':>8} {'p99 ms':>8}"
     )
     for phase in phases:
         for op, values in sorted(phase.latencies.items()):
             print(
-                f"{phase.server:<9} {phase.users:>7} {op:<12} {len(values):>7}"
+                f"{phase.server:<12} {phase.users:>7} {op:<12} {len(values):>7}"
                 f" {percentile(values, 50) * 1000:>8.1f} {percentile(values, 99) * 1000:>8.1f}"
             )
         if phase.errors:
             print(f"{phase.server} {phase.users} errors:", dict(phase.errors))
     print()
+    print(
+        f"{'server':<12} {'clients':>7} {'cpu ms/transition':>17} {'db cpu ms':>9}"
+        f" {'transitions/s':>13} {'p50 ms':>8} {'p99 ms':>8} {'reads/request':>13} {'load 1m':>7}"
+    )
     for phase in phases:
-        key = f"{phase.server}_{phase.users}"
+        every = phase.every
+        print(
+            f"{phase.server:<12} {phase.users:>7} {phase.cpu_ms_per_transition:>17.3f}"
+            f" {phase.database_cpu_ms_per_transition:>9.3f}"
+            f" {phase.transitions / phase.seconds:>13.1f}"
+            f" {percentile(every, 50) * 1000:>8.1f} {percentile(every, 99) * 1000:>8.1f}"
+            f" {phase.read_rows_per_request:>13.2f} {phase.load_average:>7.2f}"
+        )
+    print()
+    for phase in phases:
+        key = phase.key
         every = phase.every
         print(f"{key}_load_average_1m: {phase.load_average:.2f}")
         print(f"{key}_request_log_lines: {phase.log_lines}")
+        print(f"{key}_read_rows_per_request: {phase.read_rows_per_request:.2f}")
         print(f"{key}_requests_per_s: {len(every) / phase.seconds:.1f}")
         print(f"{key}_transitions_per_s: {phase.transitions / phase.seconds:.1f}")
         print(f"{key}_p50_ms: {percentile(every, 50) * 1000:.1f}")
         print(f"{key}_p99_ms: {percentile(every, 99) * 1000:.1f}")
         print(f"{key}_server_cpu_s: {phase.cpu_s:.2f}")
+        print(f"{key}_database_cpu_ms_per_transition: {phase.database_cpu_ms_per_transition:.3f}")
         print(f"{key}_cpu_ms_per_transition: {phase.cpu_ms_per_transition:.3f}")
+        if len(rounds := by_server[phase.server, phase.users]) > 1:
+            each = " ".join(f"{p.cpu_ms_per_transition:.3f}" for p in rounds)
+            print(f"{key}_cpu_ms_per_transition_by_round: {each}")
     for users in sorted({p.users for p in phases}):
-        pair = {p.server: p for p in phases if p.users == users}
-        if {"api", "baseline"} <= set(pair):
-            ratio = pair["api"].cpu_ms_per_transition / pair["baseline"].cpu_ms_per_transition
-            print(f"cpu_ratio_{users}: {ratio:.2f}")
+        by_server = {p.server: p for p in phases if p.users == users}
+        api = by_server.get("api")
+        for other, name in (("baseline", "cpu_ratio"), ("api-no-audit", "read_audit_cpu_ratio")):
+            if api is not None and other in by_server:
+                ratio = api.cpu_ms_per_transition / by_server[other].cpu_ms_per_transition
+                print(f"{name}_{users}: {ratio:.2f}")
+        if api is not None and "api-no-audit" in by_server:
+            without = by_server["api-no-audit"]
+            cost = api.cpu_ms_per_transition - without.cpu_ms_per_transition
+            print(f"read_audit_cpu_ms_per_transition_{users}: {cost:.3f}")
+            cost = api.database_cpu_ms_per_transition - without.database_cpu_ms_per_transition
+            print(f"read_audit_database_cpu_ms_per_transition_{users}: {cost:.3f}")
+            print(
+                f"read_audit_throughput_ratio_{users}:"
+                f" {api.transitions / api.seconds / (without.transitions / without.seconds):.2f}"
+            )
 
 
 WARM_UP_SECONDS = 3
@@ -381,6 +528,7 @@ async def subscribe_providers(url: str, receiver_url: str) -> None:
 def main(
     seconds: int, clients: list[int], port: int, workers: int, pgbench: bool,
     profile: Path | None, servers: list[str], log_level: str, outbox: bool = False,
+    rounds: int = 1,
 ) -> None:  # fmt: skip
     url = bench_url()
     fresh_database(url)
@@ -390,16 +538,20 @@ def main(
     random.seed(1)
     phases = []
     first_nino = 0
-    # Each client count runs the API, then the baseline, back to back, so that both meet
-    # much the same load from whatever else shares the machine.
+    # Each client count runs the servers back to back, so that they meet much the same load
+    # from whatever else shares the machine; each further round starts with the next server,
+    # so that none is always first (or always last) after the others.
     for users in clients:
-        for server in servers:
-            phases.append(
-                run_phase(
-                    url, server, users, seconds, port, workers, first_nino, profile, log_level
+        for turn in range(rounds):
+            for server in servers[turn % len(servers) :] + servers[: turn % len(servers)]:
+                phases.append(
+                    run_phase(
+                        url, server, users, seconds, port, workers, first_nino, profile, log_level
+                    )
                 )
-            )
-            first_nino += 100_000_000
+                # Each phase its own NINOs: a million a client, and the measured window from
+                # half a million on (see virtual_user and run_phase).
+                first_nino += (max(clients) + 1) * 1_000_000
     report(phases)
     if pgbench:
         asyncio.run(seed_pgbench_rows(url))
@@ -408,17 +560,33 @@ def main(
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--clients", type=int, nargs="+", default=[16, 32])
-    parser.add_argument("--port", type=int, default=8800)
-    parser.add_argument("--workers", type=int, default=2)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=20, help="measured window per phase")
+    parser.add_argument(
+        "--clients", type=int, nargs="+", default=[16, 32], help="concurrent clients, per phase"
+    )
+    parser.add_argument("--port", type=int, default=8800, help="where each server listens")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers per server")
     parser.add_argument("--pgbench", action="store_true", help="also pgbench one transition")
     parser.add_argument(
         "--outbox", action="store_true", help="subscribe every provider: each event queues one"
     )
     parser.add_argument("--profile", type=Path, help="py-spy the servers into this folder")
-    parser.add_argument("--servers", nargs="+", choices=list(SERVERS), default=list(SERVERS))
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=list(SERVERS),
+        default=list(SERVERS),
+        help="which servers, in this order (default: all three)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each server this many times, interleaved, and pool the rounds",
+    )
     parser.add_argument(
         "--log-level", default="INFO", help="the servers' log level (INFO: a line a request)"
     )
@@ -433,4 +601,5 @@ if __name__ == "__main__":
         arguments.servers,
         arguments.log_level,
         arguments.outbox,
+        arguments.rounds,
     )

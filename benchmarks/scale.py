@@ -51,7 +51,12 @@ from app.referrals.digests import nino_digest
 from benchmarks.auto_dna import RAW as RAW_AUTO_DNA
 from benchmarks.common import fresh_database
 from benchmarks.load import PROVIDERS, bearer, nino, percentile
-from benchmarks.server import BENCH_NINO_DIGEST_KEY, start_server, stop_server
+from benchmarks.server import (
+    BENCH_NINO_DIGEST_KEY,
+    sign_cursors_as_servers,
+    start_server,
+    stop_server,
+)
 
 SCALE_URL = "postgresql+asyncpg://prap:prap@127.0.0.1:5432/prap_scale"
 SMALL_URL = SCALE_URL + "_small"
@@ -255,6 +260,7 @@ def main(
     big = os.environ.get("PRAP_SCALE_DATABASE_URL", SCALE_URL)
     small = os.environ.get("PRAP_SCALE_SMALL_DATABASE_URL", SMALL_URL)
     figures: dict[str, float] = {"load_average_1m_at_start": os.getloadavg()[0]}
+    sign_cursors_as_servers()  # the readers start list pages at random ids
     if not reuse:
         fresh_database(big)
         figures["seed_seconds"] = asyncio.run(seed(big, rows, due))

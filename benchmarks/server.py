@@ -13,7 +13,12 @@ from typing import IO
 
 import httpx
 
+from app.core.pagination import use_cursor_key
+from app.core.settings import Settings
+
 BENCH_SECRET = "bench-secret"
+# The servers' own secret, from which they derive (among others) the key signing cursors.
+BENCH_SERVER_SECRET = "bench-server-secret"
 # The servers' NINO digest key, for benchmarks that seed referrals directly.
 BENCH_NINO_DIGEST_KEY = "bench-nino-digest-key"
 
@@ -29,7 +34,7 @@ def server_env(
         | {
             "PRAP_DATABASE_URL": database_url,
             "PRAP_JWT_SECRET": secret,
-            "PRAP_SECRET_KEY": "bench-server-secret",
+            "PRAP_SECRET_KEY": BENCH_SERVER_SECRET,
             "PRAP_NINO_DIGEST_KEY": BENCH_NINO_DIGEST_KEY,
             "PRAP_IDEMPOTENCY_ENCRYPTION_KEY": "bench-idempotency-key",
             "PRAP_SANDBOX": "0",
@@ -39,6 +44,14 @@ def server_env(
         }
         | (extra or {})
     )
+
+
+def sign_cursors_as_servers() -> None:
+    """Cursors are signed (api-contract.md, Pagination): a benchmark client that makes its
+    own, to start a page anywhere, signs them with the key the servers derive."""
+    key = Settings(secret_key=BENCH_SERVER_SECRET).derived_key("cursor")
+    assert key is not None  # a secret is given
+    use_cursor_key(key)
 
 
 def start_server(
