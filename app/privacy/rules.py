@@ -46,6 +46,12 @@ CODED_REASON_EVENTS = frozenset(
 PERSONAL_EVENT_FIELDS = frozenset({"note", "reason"})
 
 
+def shows_personal_data(event_type: str, data: dict[str, object]) -> bool:
+    """Whether an event, as it stands, holds something erasure would remove (a note, a
+    free-text reason): showing it is a read of the participant (GEN 71)."""
+    return erased_event_data(event_type, data) != data
+
+
 def erased_event_data(event_type: str, data: dict[str, object]) -> dict[str, object]:
     """The pure form of what the erasure's SQL keeps of one event's data."""
     return {

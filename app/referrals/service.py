@@ -32,6 +32,7 @@ from app.core.problems import (
     SegregationOfDuties,
     ValidationProblem,
 )
+from app.privacy.rules import shows_personal_data
 from app.programmes.service import exclusive_programmes, programme_params
 from app.referrals import repository, rules
 from app.referrals.digests import NinoDigests
@@ -613,6 +614,15 @@ async def change_feed(
         )
     statement = statement.order_by(ReferralEvent.txid, ReferralEvent.id)
     page, next_cursor = await fetch_page(session, statement, limit, event_cursor)
+    # GEN 71: a page of events shows a participant's personal data where an event carries a
+    # note or a free-text reason; those referrals are in the read audit, once per page.
+    await record_read(
+        session,
+        principal,
+        clock,
+        "listEvents",
+        [e.referral_id for e in page if shows_personal_data(e.type, e.data)],
+    )
     return [event_out(e) for e in page], next_cursor
 
 

@@ -181,3 +181,29 @@ async def test_a_replay_that_showed_no_one_records_nothing(
     assert answers[0].status_code == 201, answers[0].text
     assert answers[1].headers["idempotent-replayed"] == "true"
     assert await _read_rows(app) == before
+
+
+async def test_the_change_feed_records_the_referrals_whose_notes_it_showed(
+    client: AsyncClient, api: Api
+) -> None:
+    """GEN 71: a feed page shows a participant's personal data where an event carries a note
+    or a free-text reason (what erasure removes, GEN 136): one listEvents record naming those
+    referrals. Events of codes and dates only show no one, and record nothing."""
+    await api.set_today("2026-03-02")
+    await api.create_contract()
+    plain = (await create_referral(client, nino="AB000001C"))["id"]
+    noted = (await create_referral(client, nino="AB000002C"))["id"]
+    rejected = await act(client, noted, "reject", {"reason": "other", "note": "Moved to Leeds"})
+    assert rejected.status_code == 200, rejected.text
+    before = len((await _reads(client, noted))["items"])
+
+    feed = await client.get("/v1/events", headers=PROVIDER_A)
+    assert feed.status_code == 200, feed.text
+    assert {e["referral_id"] for e in feed.json()["items"]} == {plain, noted}
+
+    reads = (await _reads(client, noted))["items"]
+    assert len(reads) == before + 1
+    assert reads[-1]["operation"] == "listEvents"
+    assert reads[-1]["referral_ids"] == [noted]
+    assert reads[-1]["actor"] == {"sub": "provider-user", "role": "provider", "provider_id": "P100"}
+    assert [i["operation"] for i in (await _reads(client, plain))["items"]] == ["createReferral"]

@@ -12,6 +12,7 @@ from app.privacy.rules import (
     NON_PERSONAL_EVENT_FIELDS,
     PERSONAL_EVENT_FIELDS,
     erased_event_data,
+    shows_personal_data,
 )
 from app.referrals.states import EventType
 
@@ -58,3 +59,21 @@ def test_only_listed_fields_survive_and_their_values_are_untouched(
 def test_erasing_twice_changes_nothing_more(event_type: str, data: dict[str, object]) -> None:
     once = erased_event_data(event_type, data)
     assert erased_event_data(event_type, once) == once
+
+
+def test_a_note_shows_the_participant_and_codes_do_not_gen_71() -> None:
+    assert shows_personal_data(str(EventType.rejected), {"reason": "other", "note": "Leeds"})
+    assert not shows_personal_data(str(EventType.rejected), {"reason": "other"})
+    assert shows_personal_data(str(EventType.backed_out), {"reason": "Typed in error"})
+    assert not shows_personal_data(str(EventType.started), {"start_date": "2026-03-02"})
+
+
+@settings(deadline=None)
+@given(event_type=TYPES, data=DATA)
+def test_an_event_shows_personal_data_exactly_when_erasure_would_change_it(
+    event_type: str, data: dict[str, object]
+) -> None:
+    """GEN 71 and GEN 136 read the same list: what the feed records as a read is what erasure
+    removes, and an erased event shows no one."""
+    assert shows_personal_data(event_type, data) == (erased_event_data(event_type, data) != data)
+    assert not shows_personal_data(event_type, erased_event_data(event_type, data))
