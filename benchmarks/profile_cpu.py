@@ -88,6 +88,8 @@ async def profile(name: str, seconds: int, top: int) -> None:
                            first + 5_000_000, transport)  # fmt: skip
         profiler.disable()
         cpu = time.process_time() - started
+    if os.environ.get("PROFILE_DUMP"):
+        profiler.dump_stats(os.environ["PROFILE_DUMP"])  # for pstats: callers, callees
     transitions = sum(len(latencies[op]) for op in TRANSITIONS)
     print(f"{name}_transitions: {transitions}")
     print(f"{name}_errors: {dict(errors)}")

@@ -85,8 +85,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return engine
     return create_async_engine(
         settings.database_url,
+        # Every connection, once opened, stays in the pool: an overflow connection would be
+        # closed on its return and opened again under the next burst, paying the connection
+        # set-up and re-preparing every statement (asyncpg's cache is per connection) over
+        # and over, which the load benchmark showed as pool churn on the hot path.
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        max_overflow=0,
         # A dropped connection fails one request and invalidates the pool; pinging instead
         # costs a round trip on every request (PRAP_DB_PRE_PING=1 to prefer that).
         pool_pre_ping=settings.db_pre_ping,

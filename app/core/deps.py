@@ -36,14 +36,18 @@ def use_clock_reader(app: FastAPI, reader: ClockReader) -> None:
     app.state.read_clock = reader
 
 
-async def get_clock(request: Request, session: Session) -> Clock:
+async def clock_of(request: Request) -> Clock:
     """One reading of the clock per request: every rule in the request sees the same now."""
     cached: Clock | None = getattr(request.state, "clock", None)
     if cached is None:
         reader: ClockReader = getattr(request.app.state, "read_clock", real_clock)
-        cached = await reader(session)
+        cached = await reader(request.state.db)
         request.state.clock = cached
     return cached
+
+
+async def get_clock(request: Request) -> Clock:
+    return await clock_of(request)
 
 
 RequestClock = Annotated[Clock, Depends(get_clock)]

@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     sandbox: bool = Field(default=False, description="Enable the sandbox endpoints.")
     scheduler: bool = Field(default=True, description="Run the daily jobs in-process.")
     log_level: str = Field(default="INFO")
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(
+        default=20, ge=1, description="PostgreSQL connections per process, kept open once made."
+    )
     db_pre_ping: bool = Field(
         default=False,
         description="Test each pooled connection before use (a round trip per request).",

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts.schemas import ProviderId, WithoutNul
-from app.core.auth import Principal, Role, Scope, current_principal, require
+from app.core.auth import Principal, Role, Scope, require
 from app.core.clock import Clock
-from app.core.deps import IfMatch, IfNoneMatch, RequestClock, Session
+from app.core.deps import IfMatch, IfNoneMatch, RequestClock, Session, clock_of
 from app.core.etags import NOT_MODIFIED, etag, if_none_match_matches, not_modified
 from app.core.pagination import CursorParam, Limit
 from app.core.problems import (
@@ -269,13 +269,12 @@ class ActionRequest:
         return ReferralJSON(referral)
 
 
-async def action_request(
-    session: Session,
-    clock: RequestClock,
-    principal: Annotated[Principal, Depends(current_principal)],
-    if_match: IfMatch = None,
-) -> ActionRequest:
-    return ActionRequest(session, clock, principal, if_match)
+async def action_request(request: Request, if_match: IfMatch = None) -> ActionRequest:
+    """What every action needs, as one dependency on the hot path: the request's session
+    (opened by the unit of work), its clock, and its caller, whom the route's role
+    dependency (``action_route``, solved before this) has already admitted."""
+    principal: Principal = request.state.principal
+    return ActionRequest(request.state.db, await clock_of(request), principal, if_match)
 
 
 Act = Annotated[ActionRequest, Depends(action_request)]
