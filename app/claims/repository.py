@@ -15,7 +15,7 @@ from app.claims.models import Claim, ClaimEvent
 from app.claims.states import ClaimType
 from app.claims.transitions import LIVE_CLAIM_STATUSES, VALIDATED_STATUSES, ClaimTransition
 from app.core.auth import Principal
-from app.core.queries import one_or_not_found, page_by_id, where_equal
+from app.core.queries import one_or_not_found, page_by_id, visible_to, where_equal
 
 Actor = tuple[str, str, str | None]  # sub, role, provider_id
 
@@ -25,10 +25,7 @@ def _in(statuses: Sequence[str]) -> list[str]:
 
 
 def readable_claims(principal: Principal) -> Select[Claim]:
-    statement = select(Claim)
-    if principal.is_provider:
-        statement = statement.where(Claim.provider_id == principal.provider_id)
-    return statement
+    return visible_to(select(Claim), Claim.provider_id, principal)
 
 
 async def get_readable(

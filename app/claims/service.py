@@ -34,6 +34,7 @@ from app.core.problems import (
     SegregationOfDuties,
 )
 from app.programmes.service import programme_params
+from app.referrals import service as referrals
 
 Actor = repository.Actor
 
@@ -61,10 +62,6 @@ async def has_claimed_for(session: AsyncSession, referral_id: str, principal: Pr
 async def create_claim(
     session: AsyncSession, clock: Clock, principal: Principal, body: ClaimCreate
 ) -> ClaimOut:
-    # referrals.service imports this module's has_claimed_for and void_attachment_claims as
-    # it loads; importing it back here, at call time, keeps that cycle out of module loading.
-    from app.referrals import service as referrals
-
     referral = await referrals.lock_readable_referral(session, principal, body.referral_id)
     # GEN 122: whoever recorded the referral's start or end may not claim for it.
     if await referrals.recorded_start_or_end(

@@ -10,14 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts.models import Contract
 from app.core.auth import Principal
-from app.core.queries import one_or_not_found, page_by_id, where_equal
+from app.core.queries import one_or_not_found, page_by_id, visible_to, where_equal
 
 
 def readable_contracts(principal: Principal) -> Select[Contract]:
-    statement = select(Contract)
-    if principal.is_provider:
-        statement = statement.where(Contract.provider_id == principal.provider_id)
-    return statement
+    return visible_to(select(Contract), Contract.provider_id, principal)
 
 
 async def add(session: AsyncSession, contract: Contract) -> None:

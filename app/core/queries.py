@@ -12,10 +12,18 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from app.core.auth import Principal
 from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import NotFound
 
 R = TypeVar("R")
+
+
+def visible_to(statement: Select[R], provider_column: Any, principal: Principal) -> Select[R]:
+    """Tenancy (domain.md §1): a provider sees only its own rows; JCP, POST and admin see all."""
+    if principal.is_provider:
+        statement = statement.where(provider_column == principal.provider_id)
+    return statement
 
 
 async def one_or_not_found(

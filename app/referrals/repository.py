@@ -37,36 +37,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Principal
 from app.core.problems import NotFound
+from app.core.queries import one_or_not_found, visible_to
 from app.referrals.models import EVENT_COLUMNS, Referral, ReferralEvent
 from app.referrals.states import TERMINAL_STATES, EventType, ReferralAction, ReferralStatus
 from app.referrals.transitions import TRANSITIONS
 
 
 def readable_referrals(principal: Principal) -> Select[Referral]:
-    statement = select(Referral)
-    if principal.is_provider:
-        statement = statement.where(Referral.provider_id == principal.provider_id)
-    return statement
+    return visible_to(select(Referral), Referral.provider_id, principal)
 
 
 def readable_events(principal: Principal) -> Select[ReferralEvent]:
-    statement = select(ReferralEvent)
-    if principal.is_provider:
-        statement = statement.where(ReferralEvent.provider_id == principal.provider_id)
-    return statement
+    return visible_to(select(ReferralEvent), ReferralEvent.provider_id, principal)
 
 
 async def get_readable(
     session: AsyncSession, principal: Principal, referral_id: str, *, for_update: bool = False
 ) -> Referral:
+    # for_update: on PostgreSQL conflicting actions queue on the row; SQLite already
+    # serialises writers.
     statement = readable_referrals(principal).where(Referral.id == referral_id)
-    if for_update:
-        # PostgreSQL: conflicting actions queue on the row; SQLite already serialises writers.
-        statement = statement.with_for_update()
-    referral = (await session.scalars(statement)).one_or_none()
-    if referral is None:
-        raise NotFound("No such referral.")
-    return referral
+    return await one_or_not_found(session, statement, "No such referral.", for_update=for_update)
 
 
 async def past_deadline(

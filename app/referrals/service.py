@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.audit.service import record_read
-from app.claims.service import has_claimed_for, void_attachment_claims
+from app.claims import service as claims
 from app.contracts.service import contract_in_force
 from app.core.auth import Principal
 from app.core.clock import Clock
@@ -432,7 +432,7 @@ async def perform(
     if if_match is not None and not if_match_allows(if_match, referral.version):
         raise PreconditionFailed()
     transition.check(referral, clock.today)
-    if transition.segregated and await has_claimed_for(session, referral.id, principal):
+    if transition.segregated and await claims.has_claimed_for(session, referral.id, principal):
         # GEN 122 both ways: whoever claimed for a referral may not record its start or end.
         raise SegregationOfDuties()
     programme = await programme_params(session, referral.programme)
@@ -452,7 +452,7 @@ async def perform(
     await webhooks.enqueue_for_event_id(session, event_id)
     if action is ReferralAction.back_out:
         # SES 3.15: the attachment fee was earned by a start that did not happen.
-        await void_attachment_claims(session, clock, principal, changed.id)
+        await claims.void_attachment_claims(session, clock, principal, changed.id)
     await record_read(session, principal, clock, operation, shown([changed]))
     return to_out(changed, principal, clock)
 
