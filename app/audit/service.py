@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import ReferralRead
 from app.audit.schemas import ReadOut
+from app.core import driver
 from app.core.auth import Principal
 from app.core.clock import Clock
 from app.core.database import UTCDateTime
@@ -39,6 +40,7 @@ _INSERT_READ_PG = text(
         source="unnest(CAST(:ids AS varchar[])) WITH ORDINALITY AS t(referral_id, n) ORDER BY n",
     )
 ).bindparams(*_TYPES)
+_INSERT_READ_DRIVER = driver.DriverStatement(_INSERT_READ_PG)
 _INSERT_READ_SQLITE = text(
     _INSERT_READ.format(id="value", at=":at", source="json_each(:ids) ORDER BY key")
 ).bindparams(*_TYPES)
@@ -62,18 +64,19 @@ async def record_read(
         return
     session.info.setdefault(SHOWN_REFERRALS, set()).update(ids)
     postgres = session.get_bind().dialect.name == "postgresql"
-    await session.execute(
-        _INSERT_READ_PG if postgres else _INSERT_READ_SQLITE,
-        {
-            "read_id": new_id(),
-            "ids": ids if postgres else json.dumps(ids),
-            "at": clock.now,
-            "sub": principal.sub,
-            "role": str(principal.role),
-            "provider_id": principal.provider_id,
-            "operation": operation,
-        },
-    )
+    params = {
+        "read_id": new_id(),
+        "ids": ids if postgres else json.dumps(ids),
+        "at": clock.now,
+        "sub": principal.sub,
+        "role": str(principal.role),
+        "provider_id": principal.provider_id,
+        "operation": operation,
+    }
+    if postgres:
+        await driver.execute(session, _INSERT_READ_DRIVER, params)  # on the hot path
+    else:
+        await session.execute(_INSERT_READ_SQLITE, params)
 
 
 def shown_referrals(session: AsyncSession) -> set[str]:

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, insert, literal, select, update
+from sqlalchemy import Select, String, bindparam, exists, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.claims.models import Claim, ClaimEvent
 from app.claims.states import ClaimType
 from app.claims.transitions import LIVE_CLAIM_STATUSES, VALIDATED_STATUSES, ClaimTransition
+from app.core import driver
 from app.core.auth import Principal
 from app.core.queries import one_or_not_found, page_by_id, visible_to, where_equal
 
@@ -58,17 +59,28 @@ async def claims_of_referrals(session: AsyncSession, referral_ids: Sequence[str]
     return list((await session.scalars(statement)).all())
 
 
+_CLAIMED_BY = select(
+    exists()
+    .where(
+        Claim.referral_id == bindparam("referral_id"),
+        Claim.submitted_by == bindparam("sub"),
+        # As ``== provider_id`` was: a caller with no provider matches no claim.
+        Claim.provider_id.is_not_distinct_from(bindparam("provider_id", type_=String(40))),
+    )
+    .label("claimed")
+)
+# On the hot path (the start and end actions, GEN 122): on the driver connection.
+_CLAIMED_BY_PG = driver.DriverStatement(_CLAIMED_BY)
+
+
 async def claimed_by(
     session: AsyncSession, referral_id: str, sub: str, provider_id: str | None
 ) -> bool:
-    statement = select(
-        exists().where(
-            Claim.referral_id == referral_id,
-            Claim.submitted_by == sub,
-            Claim.provider_id == provider_id,
-        )
-    )
-    return bool(await session.scalar(statement))
+    params = {"referral_id": referral_id, "sub": sub, "provider_id": provider_id}
+    if session.get_bind().dialect.name == "postgresql":
+        row = await driver.fetch_row(session, _CLAIMED_BY_PG, params)
+        return bool(row is not None and row.claimed)
+    return bool(await session.scalar(_CLAIMED_BY, params))
 
 
 async def validated_outcome(session: AsyncSession, referral_id: str) -> Claim | None:

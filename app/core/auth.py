@@ -217,19 +217,47 @@ def require(*roles: Role, scopes: Iterable[Scope] = ()) -> Callable[..., Awaitab
         request: Request,
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Principal:
-        if principal.role not in allowed:
-            raise Forbidden()
-        if principal.is_provider and needed and not (principal.scopes & needed):
-            raise Forbidden("Your token lacks the scope this action needs.")
-        await require_json_body(request)  # 415 after 403, before 422
-        if getattr(request.state, "invalid_idempotency_key", False):
-            raise ValidationProblem(
-                "Idempotency-Key must be 1 to 255 printable ASCII characters.",
-                errors=[FieldError(field="Idempotency-Key", message="Invalid key.")],
-            )
-        return principal
+        return await _admitted(request, principal, allowed, needed)
 
     return dependency
+
+
+def admission(*roles: Role, scopes: Iterable[Scope] = ()) -> Callable[[Request], Awaitable[None]]:
+    """``require`` as one flat dependency, for the hot path's routes (issue 13: each nested
+    dependency is another round of FastAPI's solving on every request). The principal is in
+    ``request.state.principal`` after it; the route declares the bearer scheme itself
+    (``BEARER_SECURITY``), which ``require`` does through ``current_principal``."""
+    allowed = frozenset(roles)
+    needed = frozenset(str(s) for s in scopes)
+
+    async def dependency(request: Request) -> None:
+        found = authenticate(request.scope, request.app.state.settings)
+        if isinstance(found, Unauthenticated):
+            raise found
+        request.state.principal = found
+        await _admitted(request, found, allowed, needed)
+
+    return dependency
+
+
+# The operation's security requirement as ``Depends(_bearer)`` documents it.
+BEARER_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
+
+
+async def _admitted(
+    request: Request, principal: Principal, allowed: frozenset[Role], needed: frozenset[str]
+) -> Principal:
+    if principal.role not in allowed:
+        raise Forbidden()
+    if principal.is_provider and needed and not (principal.scopes & needed):
+        raise Forbidden("Your token lacks the scope this action needs.")
+    await require_json_body(request)  # 415 after 403, before 422
+    if getattr(request.state, "invalid_idempotency_key", False):
+        raise ValidationProblem(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+            errors=[FieldError(field="Idempotency-Key", message="Invalid key.")],
+        )
+    return principal
 
 
 # Any authenticated caller, whatever the role.

@@ -15,13 +15,16 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Executable,
+    Insert,
     Row,
     Select,
     String,
     Subquery,
     Table,
     Text,
+    Update,
     and_,
+    any_,
     bindparam,
     cast,
     exists,
@@ -33,8 +36,10 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import driver
 from app.core.auth import Principal
 from app.core.problems import NotFound
 from app.core.queries import one_or_not_found, visible_to
@@ -110,28 +115,62 @@ _FOR_ACTION = select(_REFERRALS).where(_REFERRALS.c.id == bindparam("id")).with_
 _FOR_ACTION_OF_PROVIDER = _FOR_ACTION.where(_REFERRALS.c.provider_id == bindparam("provider_id"))
 
 
-async def read_for_action(
-    session: AsyncSession, principal: Principal, referral_id: str
-) -> Row[Any]:
-    """The referral as a row, locked for the action (PostgreSQL: conflicting actions queue on
-    it; SQLite already serialises writers). Tenancy as ``readable_referrals``: another
-    provider's referral is not found."""
+# The same statements for the session's own asyncpg connection (app.core.driver).
+_FOR_ACTION_PG = driver.DriverStatement(_FOR_ACTION)
+_FOR_ACTION_OF_PROVIDER_PG = driver.DriverStatement(_FOR_ACTION_OF_PROVIDER)
+_READ = select(_REFERRALS).where(_REFERRALS.c.id == bindparam("id"))
+_READ_OF_PROVIDER = _READ.where(_REFERRALS.c.provider_id == bindparam("provider_id"))
+_READ_PG = driver.DriverStatement(_READ)
+_READ_OF_PROVIDER_PG = driver.DriverStatement(_READ_OF_PROVIDER)
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def _one_row(
+    session: AsyncSession,
+    principal: Principal,
+    referral_id: str,
+    statements: tuple[Executable, Executable, driver.DriverStatement, driver.DriverStatement],
+) -> Any:
+    """One referral as a row, through the statement for the caller (a provider: its own, as
+    ``readable_referrals``), on PostgreSQL on the session's driver connection."""
+    of_all, of_provider, of_all_pg, of_provider_pg = statements
+    params = {"id": referral_id}
     if principal.is_provider:
-        statement = _FOR_ACTION_OF_PROVIDER
-        params = {"id": referral_id, "provider_id": principal.provider_id}
+        params["provider_id"] = typing.cast(str, principal.provider_id)
+    if _postgres(session):
+        row = await driver.fetch_row(
+            session, of_provider_pg if principal.is_provider else of_all_pg, params
+        )
     else:
-        statement, params = _FOR_ACTION, {"id": referral_id}
-    row = (await session.execute(statement, params)).one_or_none()
+        statement = of_provider if principal.is_provider else of_all
+        row = (await session.execute(statement, params)).one_or_none()
     if row is None:
         raise NotFound("No such referral.")
     return row
+
+
+async def read_for_action(session: AsyncSession, principal: Principal, referral_id: str) -> Any:
+    """The referral as a row, locked for the action (PostgreSQL: conflicting actions queue on
+    it; SQLite already serialises writers). Tenancy as ``readable_referrals``: another
+    provider's referral is not found."""
+    statements = (_FOR_ACTION, _FOR_ACTION_OF_PROVIDER, _FOR_ACTION_PG, _FOR_ACTION_OF_PROVIDER_PG)
+    return await _one_row(session, principal, referral_id, statements)
+
+
+async def read_referral(session: AsyncSession, principal: Principal, referral_id: str) -> Any:
+    """The referral as a row, for a read (``getReferral``), tenancy as ``read_for_action``."""
+    statements = (_READ, _READ_OF_PROVIDER, _READ_PG, _READ_OF_PROVIDER_PG)
+    return await _one_row(session, principal, referral_id, statements)
 
 
 # The event's columns the action fills, besides those read from the changed row.
 _EVENT_VALUES = ("type", "occurred_at", "actor_sub", "actor_role", "actor_provider_id", "data")
 
 
-def _with_event(dml: Any) -> Executable:
+def _with_event(dml: Any) -> Select[Any]:
     """PostgreSQL: the referral's INSERT or UPDATE ``dml`` (``RETURNING *``) and its event's
     INSERT as one statement (data-modifying CTEs), so a write is one round trip; the event
     takes the written row's id, provider, version and status, the rest from binds."""
@@ -159,35 +198,56 @@ def _with_event(dml: Any) -> Executable:
 
 
 @functools.cache
-def _change_statement(
-    columns: tuple[str, ...], sources: tuple[str, ...], postgres: bool
-) -> Executable:
+def _change_statement(columns: tuple[str, ...], sources: tuple[str, ...]) -> Executable:
     """``UPDATE referrals SET <columns>, version = version + 1 WHERE id = :the_id AND status IN
-    (<sources>) AND version = :v RETURNING *``, one per shape, built once; on PostgreSQL
-    with its event in the same statement."""
+    (<sources>) AND version = :v RETURNING *``, one per shape, built once (SQLite)."""
+    return _change(columns, _REFERRALS.c.status.in_(sources))
+
+
+@functools.cache
+def _change_statement_pg(
+    columns: tuple[str, ...], sources: tuple[str, ...]
+) -> driver.DriverStatement:
+    """The same on PostgreSQL, ``status = ANY(<sources>)``, with its event in the same
+    statement, compiled once for the driver connection."""
+    status_in_sources = _REFERRALS.c.status == any_(
+        bindparam("sources", list(sources), type_=ARRAY(String))
+    )
+    return driver.DriverStatement(_with_event(_change(columns, status_in_sources)))
+
+
+def _change(columns: tuple[str, ...], status_in_sources: ColumnElement[bool]) -> Update:
     r = _REFERRALS.c
-    change = (
+    return (
         update(_REFERRALS)
-        .where(r.id == bindparam("the_id"), r.status.in_(sources), r.version == bindparam("v"))
+        .where(r.id == bindparam("the_id"), status_in_sources, r.version == bindparam("v"))
         .values(
             {name: bindparam(f"set_{name}", type_=r[name].type) for name in columns}
             | {"version": r.version + 1}
         )
         .returning(*_REFERRALS.c)
     )
-    return _with_event(change) if postgres else change
 
 
-@functools.cache
-def _insert_statement(columns: tuple[str, ...], postgres: bool) -> Executable:
-    """``INSERT INTO referrals (<columns>) VALUES (...) RETURNING *``, one per shape, built
-    once; on PostgreSQL with its event in the same statement."""
-    new = (
+def _insert(columns: tuple[str, ...]) -> Insert:
+    return (
         insert(_REFERRALS)
         .values({name: bindparam(f"new_{name}", type_=_REFERRALS.c[name].type) for name in columns})
         .returning(*_REFERRALS.c)
     )
-    return _with_event(new) if postgres else new
+
+
+@functools.cache
+def _insert_statement(columns: tuple[str, ...]) -> Executable:
+    """``INSERT INTO referrals (<columns>) VALUES (...) RETURNING *``, one per shape, built
+    once (SQLite)."""
+    return _insert(columns)
+
+
+@functools.cache
+def _insert_statement_pg(columns: tuple[str, ...]) -> driver.DriverStatement:
+    """The same on PostgreSQL with its event in the same statement, for the driver."""
+    return driver.DriverStatement(_with_event(_insert(columns)))
 
 
 _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
@@ -198,16 +258,16 @@ EVENT_BY_BOUND_ID = select(_EVENTS.c.id).where(_EVENTS.c.id == bindparam("event_
 
 async def _write(
     session: AsyncSession,
-    postgres_statement: Executable,
+    postgres_statement: driver.DriverStatement,
     sqlite_statement: Executable,
     params: dict[str, Any],
     event: dict[str, Any],
-) -> tuple[Row[Any], int] | None:
-    """Run a referral write and its event's INSERT: one statement on PostgreSQL, two on
-    SQLite. None when the write touched no row."""
-    if session.get_bind().dialect.name == "postgresql":
+) -> tuple[Any, int] | None:
+    """Run a referral write and its event's INSERT: one statement on PostgreSQL (on the
+    driver connection), two on SQLite. None when the write touched no row."""
+    if _postgres(session):
         params = params | {f"event_{name}": event[name] for name in _EVENT_VALUES}
-        result = (await session.execute(postgres_statement, params)).one_or_none()
+        result = await driver.fetch_row(session, postgres_statement, params)
         return None if result is None else (result, int(result.event_id))
     written = (await session.execute(sqlite_statement, params)).one_or_none()
     if written is None:
@@ -235,8 +295,8 @@ async def insert_referral(
     columns = tuple(values)
     written = await _write(
         session,
-        _insert_statement(columns, True),
-        _insert_statement(columns, False),
+        _insert_statement_pg(columns),
+        _insert_statement(columns),
         {f"new_{name}": value for name, value in values.items()},
         event,
     )
@@ -260,9 +320,7 @@ async def write_change(
         "the_id": referral_id,
         "v": version,
     }
-    return await _write(
-        session, _change_statement(*key, True), _change_statement(*key, False), params, event
-    )
+    return await _write(session, _change_statement_pg(*key), _change_statement(*key), params, event)
 
 
 def visible_horizon(dialect: str) -> ColumnElement[Any] | None:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts.schemas import ProviderId, WithoutNul
-from app.core.auth import Principal, Role, Scope, require
+from app.core.auth import BEARER_SECURITY, Principal, Role, Scope, admission, require
 from app.core.clock import Clock
 from app.core.deps import IfMatch, IfNoneMatch, RequestClock, Session, clock_of
 from app.core.etags import NOT_MODIFIED, etag, if_none_match_matches, not_modified
@@ -237,7 +237,8 @@ def action_route(action: ReferralAction) -> Callable[[Endpoint], Endpoint]:
         summary=transition.endpoint.summary,
         description=transition.description,
         responses=problem_responses(*transition.problems),
-        dependencies=[Depends(require(transition.role, scopes=scopes))],
+        dependencies=[Depends(admission(transition.role, scopes=scopes))],
+        openapi_extra=BEARER_SECURITY,
     )
 
 
@@ -272,7 +273,7 @@ class ActionRequest:
 async def action_request(request: Request, if_match: IfMatch = None) -> ActionRequest:
     """What every action needs, as one dependency on the hot path: the request's session
     (opened by the unit of work), its clock, and its caller, whom the route's role
-    dependency (``action_route``, solved before this) has already admitted."""
+    dependency (``action_route``, solved before this) has admitted."""
     principal: Principal = request.state.principal
     return ActionRequest(request.state.db, await clock_of(request), principal, if_match)
 

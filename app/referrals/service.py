@@ -43,6 +43,7 @@ from app.referrals.repository import (
     lock_participant,
     past_deadline,
     read_for_action,
+    read_referral,
     readable_events,
     readable_referrals,
     referrals_of,
@@ -517,9 +518,12 @@ async def update_participant(
 async def get_referral(
     session: AsyncSession, clock: Clock, principal: Principal, referral_id: str
 ) -> ReferralOut:
-    referral = await settle_deadlines(
-        session, clock, await get_readable(session, principal, referral_id)
-    )
+    referral: Referral | Row[Any] = await read_referral(session, principal, referral_id)
+    if due_system_action(referral, clock.today) is not None:
+        # Past its deadline: closed by the system first (JFS 3.40, 5.08), as ``perform``.
+        referral = await settle_deadlines(
+            session, clock, await get_readable(session, principal, referral_id)
+        )
     await record_read(session, principal, clock, "getReferral", shown([referral]))
     return to_out(referral, principal, clock)
 

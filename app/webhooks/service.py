@@ -12,6 +12,7 @@ from typing import Protocol
 from sqlalchemy import Insert, Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import driver
 from app.core.auth import Principal
 from app.core.clock import Clock
 from app.core.ids import new_id
@@ -93,9 +94,19 @@ def _one_event_deliveries() -> Insert:
     return repository.deliveries_insert(referrals.announced_events())
 
 
+@functools.cache
+def _one_event_deliveries_pg() -> driver.DriverStatement:
+    return driver.DriverStatement(_one_event_deliveries())
+
+
 async def enqueue_for_event_id(session: AsyncSession, event_id: int) -> None:
     """Pending deliveries for the one event just written (each action), in its transaction."""
-    await repository.insert_deliveries(session, _one_event_deliveries(), {"event_id": event_id})
+    await repository.insert_deliveries(
+        session,
+        _one_event_deliveries(),
+        {"event_id": event_id},
+        on_driver=_one_event_deliveries_pg(),
+    )
 
 
 # --- subscriptions -------------------------------------------------------------------------

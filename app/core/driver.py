@@ -1,0 +1,126 @@
+"""The hot path's statements on the session's own asyncpg connection (PostgreSQL; issue 13).
+
+The load benchmark's profile put SQLAlchemy's execution layers (the greenlet hop, the
+compiled cache's key, parameter and result processing, the ORM session's execute) at about
+a third of the API's CPU on each action, against a few percent for asyncpg itself. The few
+statements every request of the hot path runs are built with SQLAlchemy Core as before,
+compiled for asyncpg **once** (``DriverStatement``), and run on the very connection, and in
+the very transaction, of the request's session (``driver_connection``): the unit of work
+still begins, commits and rolls back the request as one transaction, and everything else
+keeps going through the session. SQLite has no such path; its repositories use the session.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections import namedtuple
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from asyncpg.exceptions import (  # type: ignore[import-untyped]
+    IntegrityConstraintViolationError,
+    PostgresError,
+)
+from sqlalchemy import ClauseElement
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
+
+_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+_DRIVER = "prap.driver_connection"
+
+
+class DriverStatement:
+    """A Core statement compiled once for asyncpg: its SQL (``$1``, ``$2``, ...), the names
+    of its parameters in that order with SQLAlchemy's own processing of each (a JSON value
+    to text, an instant to UTC: the column types'), and the values it binds itself."""
+
+    __slots__ = ("_defaults", "_names", "_processors", "_row", "sql")
+
+    def __init__(self, statement: ClauseElement) -> None:
+        compiled = typing.cast(SQLCompiler, statement.compile(dialect=_DIALECT))
+        if "POSTCOMPILE" in compiled.string:
+            # An IN list of bound values is rendered per execution; bind an array instead.
+            raise ValueError("a driver statement cannot expand IN lists: use = ANY(array)")
+        self.sql = compiled.string
+        names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        self._names = names
+        self._processors: tuple[Callable[[Any], Any] | None, ...] = tuple(
+            compiled.binds[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
+            for name in names
+        )
+        self._defaults = {
+            name: compiled.binds[name].value
+            for name in names
+            if compiled.binds[name].value is not None or not compiled.binds[name].required
+        }
+        self._row: type[tuple[Any, ...]] | None = None
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        """The positional arguments for ``params`` (names as the statement's bind names)."""
+        arguments = []
+        for name, processor in zip(self._names, self._processors, strict=True):
+            value = params[name] if name in params else self._defaults[name]
+            arguments.append(value if processor is None or value is None else processor(value))
+        return arguments
+
+    def row(self, record: Any) -> Any:
+        """An asyncpg record as a row with attribute access, like SQLAlchemy's (the column
+        types' results need no processing on asyncpg: JSON is decoded by the codec
+        SQLAlchemy registers, and ``timestamptz`` comes back aware, in UTC)."""
+        if self._row is None:
+            self._row = namedtuple("DriverRow", list(record.keys()), rename=True)  # type: ignore[misc]
+        return self._row(*record.values())
+
+
+async def driver_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection behind ``session``, with the session's transaction begun on it
+    (SQLAlchemy's asyncpg adapter begins lazily, on its first statement, so a request whose
+    first statement runs here begins it here). Remembered for the rest of the transaction."""
+    transaction = session.sync_session.get_transaction()
+    cached = session.info.get(_DRIVER)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1]
+    connection = await session.connection()
+    adapted: Any = (await connection.get_raw_connection()).dbapi_connection
+    if adapted._transaction is None:
+        async with adapted._execute_mutex:
+            await adapted._start_transaction()
+    driver = adapted.driver_connection
+    session.info[_DRIVER] = (session.sync_session.get_transaction(), driver)
+    return driver
+
+
+async def fetch_row(
+    session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
+) -> Any | None:
+    """Run ``statement`` in the session's transaction: its first row, or None."""
+    driver = await driver_connection(session)
+    arguments = statement.arguments(params)
+    try:
+        record = await driver.fetchrow(statement.sql, *arguments)
+    except PostgresError as error:
+        raise _translated(error, statement) from error
+    return None if record is None else statement.row(record)
+
+
+async def execute(
+    session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
+) -> None:
+    """Run ``statement`` in the session's transaction for its effect."""
+    driver = await driver_connection(session)
+    arguments = statement.arguments(params)
+    try:
+        await driver.execute(statement.sql, *arguments)
+    except PostgresError as error:
+        raise _translated(error, statement) from error
+
+
+def _translated(error: Any, statement: DriverStatement) -> Exception:
+    """A constraint's refusal as SQLAlchemy's ``IntegrityError``, as the session would raise
+    it (the services catch that one); anything else as it is. No parameter values go into
+    it: they may be personal data."""
+    if isinstance(error, IntegrityConstraintViolationError):
+        return IntegrityError(statement.sql, None, error)
+    return typing.cast(Exception, error)
