@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.console.auth import ConsoleUser, SignedIn, SignInRequired, settings_of
 from app.console.templating import STATIC_DIR, STATIC_URL, render
-from app.core.auth import Role, Scope, require
+from app.core.auth import Role, Scope, admitter
 from app.core.problems import NotFound, ProblemError
 
 
@@ -60,8 +60,8 @@ def console_router() -> APIRouter:
 def allow(
     *roles: Role, scopes: Iterable[Scope] = ()
 ) -> Callable[[Request, ConsoleUser], Awaitable[ConsoleUser]]:
-    """The API's own role and scope check (``require``), applied to the console's user."""
-    check = require(*roles, scopes=scopes)
+    """The API's own role and scope check (``require``'s), applied to the console's user."""
+    check = admitter(*roles, scopes=scopes)
 
     async def dependency(request: Request, user: SignedIn) -> ConsoleUser:
         await check(request, user.principal)

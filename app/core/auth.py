@@ -199,25 +199,44 @@ async def current_principal(
     # the whole request (``authenticate``).
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    settings: Settings = request.app.state.settings
-    found = authenticate(request.scope, settings)
+    return _authenticated(request)
+
+
+def _authenticated(request: Request) -> Principal:
+    """The request's principal (401 without one), kept in ``request.state.principal``."""
+    found = authenticate(request.scope, request.app.state.settings)
     if isinstance(found, Unauthenticated):
         raise found
     request.state.principal = found
     return found
 
 
-def require(*roles: Role, scopes: Iterable[Scope] = ()) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits the listed roles. Providers must also hold one of ``scopes``
-    (reading needs either scope; actions name the one they need)."""
+def admitter(
+    *roles: Role, scopes: Iterable[Scope] = ()
+) -> Callable[[Request, Principal], Awaitable[Principal]]:
+    """The role and scope check of ``require`` for a principal already found (the console
+    finds its user's in a cookie). Providers must also hold one of ``scopes`` (reading needs
+    either scope; actions name the one they need)."""
     allowed = frozenset(roles)
     needed = frozenset(str(s) for s in scopes)
 
+    async def admit(request: Request, principal: Principal) -> Principal:
+        return await _admitted(request, principal, allowed, needed)
+
+    return admit
+
+
+def require(*roles: Role, scopes: Iterable[Scope] = ()) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits the listed roles (``admitter``) and answers the principal."""
+    admit = admitter(*roles, scopes=scopes)
+
     async def dependency(
         request: Request,
-        principal: Annotated[Principal, Depends(current_principal)],
+        # Declares the scheme in the OpenAPI document, as ``current_principal`` does; one
+        # level of dependencies fewer to solve on every request.
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
-        return await _admitted(request, principal, allowed, needed)
+        return await admit(request, _authenticated(request))
 
     return dependency
 
@@ -226,16 +245,11 @@ def admission(*roles: Role, scopes: Iterable[Scope] = ()) -> Callable[[Request],
     """``require`` as one flat dependency, for the hot path's routes (issue 13: each nested
     dependency is another round of FastAPI's solving on every request). The principal is in
     ``request.state.principal`` after it; the route declares the bearer scheme itself
-    (``BEARER_SECURITY``), which ``require`` does through ``current_principal``."""
-    allowed = frozenset(roles)
-    needed = frozenset(str(s) for s in scopes)
+    (``BEARER_SECURITY``), which ``require`` does through ``_bearer``."""
+    admit = admitter(*roles, scopes=scopes)
 
     async def dependency(request: Request) -> None:
-        found = authenticate(request.scope, request.app.state.settings)
-        if isinstance(found, Unauthenticated):
-            raise found
-        request.state.principal = found
-        await _admitted(request, found, allowed, needed)
+        await admit(request, _authenticated(request))
 
     return dependency
 
