@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.contracts.models import Contract
+from app.core import driver
 from app.core.auth import Principal
 from app.core.queries import one_or_not_found, page_by_id, visible_to, where_equal
 
@@ -40,23 +41,31 @@ async def page_of(
     return await page_by_id(session, statement, Contract.id, cursor=cursor, limit=limit)
 
 
+_IN_FORCE = (
+    select(Contract.id)
+    .where(
+        Contract.provider_id == bindparam("provider_id"),
+        Contract.programme == bindparam("programme"),
+        Contract.start_date <= bindparam("on"),
+        Contract.end_date >= bindparam("on"),
+    )
+    .order_by(Contract.start_date.desc(), Contract.id.desc())
+    .limit(1)
+)
+# On the hot path (every new referral): on the session's driver connection.
+_IN_FORCE_PG = driver.DriverStatement(_IN_FORCE)
+
+
 async def contract_in_force(
     session: AsyncSession, *, provider_id: str, programme: str, on: date
-) -> Contract | None:
-    """The provider's contract for the programme in force on ``on``; the latest-starting one
-    when periods overlap."""
-    statement = (
-        select(Contract)
-        .where(
-            Contract.provider_id == provider_id,
-            Contract.programme == programme,
-            Contract.start_date <= on,
-            Contract.end_date >= on,
-        )
-        .order_by(Contract.start_date.desc(), Contract.id.desc())
-        .limit(1)
-    )
-    return (await session.execute(statement)).scalar_one_or_none()
+) -> str | None:
+    """The id of the provider's contract for the programme in force on ``on``; the
+    latest-starting one when periods overlap."""
+    params = {"provider_id": provider_id, "programme": programme, "on": on}
+    if session.get_bind().dialect.name == "postgresql":
+        row = await driver.fetch_row(session, _IN_FORCE_PG, params)
+        return None if row is None else str(row.id)
+    return await session.scalar(_IN_FORCE, params)
 
 
 async def by_id(session: AsyncSession, contract_id: str) -> Contract | None:

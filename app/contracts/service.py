@@ -56,9 +56,9 @@ async def contract_by_id(session: AsyncSession, contract_id: str) -> ContractOut
 
 async def contract_in_force(
     session: AsyncSession, *, provider_id: str, programme: str, on: date
-) -> Contract | None:
-    """The provider's contract for the programme in force on ``on`` (referrals: a new
-    referral's contract)."""
+) -> str | None:
+    """The id of the provider's contract for the programme in force on ``on`` (referrals: a
+    new referral's contract)."""
     return await repository.contract_in_force(
         session, provider_id=provider_id, programme=programme, on=on
     )

@@ -83,7 +83,8 @@ async def driver_connection(session: AsyncSession) -> Any:
     if cached is not None and transaction is not None and cached[0] is transaction:
         return cached[1]
     connection = await session.connection()
-    adapted: Any = (await connection.get_raw_connection()).dbapi_connection
+    # The pooled connection is already checked out by now: read it without another hop.
+    adapted: Any = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
     if adapted._transaction is None:
         async with adapted._execute_mutex:
             await adapted._start_transaction()
@@ -103,6 +104,19 @@ async def fetch_row(
     except PostgresError as error:
         raise _translated(error, statement) from error
     return None if record is None else statement.row(record)
+
+
+async def fetch_rows(
+    session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
+) -> list[Any]:
+    """Run ``statement`` in the session's transaction: all its rows."""
+    driver = await driver_connection(session)
+    arguments = statement.arguments(params)
+    try:
+        records = await driver.fetch(statement.sql, *arguments)
+    except PostgresError as error:
+        raise _translated(error, statement) from error
+    return [statement.row(record) for record in records]
 
 
 async def execute(

@@ -84,20 +84,39 @@ async def past_deadline(
     return found
 
 
+_LOCK_PARTICIPANT = driver.DriverStatement(
+    select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("digest", type_=Text), 0)))
+)
+
+
 async def lock_participant(session: AsyncSession, nino_digest: str) -> None:
     """Serialise referrals of one participant (PostgreSQL; SQLite's writers already queue):
     rules across programmes, such as HTW 70's exclusive programmes, have no unique index to
     hold them, so two racing referrals to CWP and another programme must not both pass."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            select(func.pg_advisory_xact_lock(func.hashtextextended(nino_digest, 0)))
-        )
+    if _postgres(session):
+        await driver.execute(session, _LOCK_PARTICIPANT, {"digest": nino_digest})
 
 
 async def referrals_of(session: AsyncSession, nino_digests: list[str]) -> list[Referral]:
     """Every referral of a participant, on any programme."""
     statement = select(Referral).where(Referral.nino_digest.in_(nino_digests)).order_by(Referral.id)
     return list((await session.scalars(statement)).all())
+
+
+_ROWS_OF_PARTICIPANT = select(Referral.__table__).order_by(Referral.id)
+_ROWS_OF_PARTICIPANT_PG = driver.DriverStatement(
+    _ROWS_OF_PARTICIPANT.where(
+        Referral.nino_digest == any_(bindparam("digests", type_=ARRAY(String)))
+    )
+)
+
+
+async def referral_rows_of(session: AsyncSession, nino_digests: list[str]) -> list[Any]:
+    """``referrals_of`` as rows, for a new referral's checks (on PostgreSQL on the driver)."""
+    if _postgres(session):
+        return await driver.fetch_rows(session, _ROWS_OF_PARTICIPANT_PG, {"digests": nino_digests})
+    rows = await session.execute(_ROWS_OF_PARTICIPANT.where(Referral.nino_digest.in_(nino_digests)))
+    return list(rows.all())
 
 
 def transaction_id(dialect: str) -> ColumnElement[Any]:

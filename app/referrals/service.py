@@ -7,7 +7,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Row, Select, Subquery, and_, or_, select
@@ -46,7 +46,7 @@ from app.referrals.repository import (
     read_referral,
     readable_events,
     readable_referrals,
-    referrals_of,
+    referral_rows_of,
     transaction_id,
     visible_horizon,
     write_change,
@@ -260,10 +260,10 @@ async def create_referral(
     rules.check_mappa(body.markers.mappa, body.participant.has_contact_details())
     referral_date = clock.today
     programme = await programme_params(session, str(body.programme))
-    contract = await contract_in_force(
+    contract_id = await contract_in_force(
         session, provider_id=body.provider_id, programme=programme.code, on=referral_date
     )
-    if contract is None:
+    if contract_id is None:
         raise NoContract()
     nino_digests = digests.every(body.participant.nino)
     await lock_participant(session, digests.current(body.participant.nino))
@@ -271,7 +271,7 @@ async def create_referral(
     # it must not count as open here.
     # One read of every referral of the participant (erased ones included, domain.md §10)
     # answers all three questions: this programme's history, and what is open elsewhere.
-    every = await _settled(session, clock, await referrals_of(session, nino_digests))
+    every = await _settled(session, clock, await referral_rows_of(session, nino_digests))
     re_referral = rules.classify_new_referral(
         [r for r in every if r.programme == programme.code],
         programme.max_re_referrals,
@@ -290,7 +290,7 @@ async def create_referral(
         "id": new_id(),
         "programme": programme.code,
         "provider_id": body.provider_id,
-        "contract_id": contract.id,
+        "contract_id": contract_id,
         "status": ReferralStatus.referred,
         "nino_digest": digests.current(body.participant.nino),
         "referral_date": referral_date,
@@ -358,7 +358,15 @@ async def _flush_change(session: AsyncSession) -> None:
         raise InvalidTransition("The referral changed meanwhile; read it again.") from error
 
 
-async def settle_deadlines(session: AsyncSession, clock: Clock, referral: Referral) -> Referral:
+@overload
+async def settle_deadlines(session: AsyncSession, clock: Clock, referral: Referral) -> Referral: ...
+@overload
+async def settle_deadlines(
+    session: AsyncSession, clock: Clock, referral: ReferralRead
+) -> ReferralRead: ...
+async def settle_deadlines(
+    session: AsyncSession, clock: Clock, referral: ReferralRead
+) -> ReferralRead:
     """JFS 3.40, 5.08, domain.md §4: a referral past its ``auto_dna_on`` or ``auto_end_on`` is
     closed by the system, whether or not the daily job has run. The first path to touch it
     records the close, once: the row is locked and read again (the job takes its rows FOR
@@ -394,8 +402,8 @@ async def settle_deadlines(session: AsyncSession, clock: Clock, referral: Referr
 
 
 async def _settled(
-    session: AsyncSession, clock: Clock, referrals: Sequence[Referral]
-) -> list[Referral]:
+    session: AsyncSession, clock: Clock, referrals: Sequence[ReferralRead]
+) -> list[ReferralRead]:
     """Settle several referrals, locking them in id order whatever order they are shown in,
     so that two requests settling overlapping sets can never deadlock."""
     settled = {
@@ -558,9 +566,9 @@ async def list_referrals(
     page, next_cursor = await fetch_page(
         session, statement.order_by(Referral.id), limit, lambda r: encode_cursor(r.id)
     )
-    page = await _settled(session, clock, page)
-    await record_read(session, principal, clock, "listReferrals", shown(page))
-    return [to_out(r, principal, clock) for r in page], next_cursor
+    settled = await _settled(session, clock, page)
+    await record_read(session, principal, clock, "listReferrals", shown(settled))
+    return [to_out(r, principal, clock) for r in settled], next_cursor
 
 
 async def search_referrals(
