@@ -17,13 +17,9 @@ from collections import namedtuple
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from asyncpg.exceptions import (  # type: ignore[import-untyped]
-    IntegrityConstraintViolationError,
-    PostgresError,
-)
 from sqlalchemy import ClauseElement
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -74,8 +70,9 @@ class DriverStatement:
         return self._row(*record.values())
 
 
-async def driver_connection(session: AsyncSession) -> Any:
-    """The asyncpg connection behind ``session``, with the session's transaction begun on it
+async def _adapted_connection(session: AsyncSession) -> Any:
+    """SQLAlchemy's adapter of the asyncpg connection behind ``session`` (``.driver_connection``
+    is asyncpg's own), with the session's transaction begun on it
     (SQLAlchemy's asyncpg adapter begins lazily, on its first statement, so a request whose
     first statement runs here begins it here). Remembered for the rest of the transaction."""
     transaction = session.sync_session.get_transaction()
@@ -87,22 +84,24 @@ async def driver_connection(session: AsyncSession) -> Any:
     adapted: Any = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
     if adapted._transaction is None:
         async with adapted._execute_mutex:
-            await adapted._start_transaction()
-    driver = adapted.driver_connection
-    session.info[_DRIVER] = (session.sync_session.get_transaction(), driver)
-    return driver
+            try:
+                await adapted._start_transaction()
+            except Exception as error:
+                raise _translated(error, adapted, "BEGIN") from error
+    session.info[_DRIVER] = (session.sync_session.get_transaction(), adapted)
+    return adapted
 
 
 async def fetch_row(
     session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
 ) -> Any | None:
     """Run ``statement`` in the session's transaction: its first row, or None."""
-    driver = await driver_connection(session)
+    adapted = await _adapted_connection(session)
     arguments = statement.arguments(params)
     try:
-        record = await driver.fetchrow(statement.sql, *arguments)
-    except PostgresError as error:
-        raise _translated(error, statement) from error
+        record = await adapted.driver_connection.fetchrow(statement.sql, *arguments)
+    except Exception as error:
+        raise _translated(error, adapted, statement.sql) from error
     return None if record is None else statement.row(record)
 
 
@@ -110,12 +109,12 @@ async def fetch_rows(
     session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
 ) -> list[Any]:
     """Run ``statement`` in the session's transaction: all its rows."""
-    driver = await driver_connection(session)
+    adapted = await _adapted_connection(session)
     arguments = statement.arguments(params)
     try:
-        records = await driver.fetch(statement.sql, *arguments)
-    except PostgresError as error:
-        raise _translated(error, statement) from error
+        records = await adapted.driver_connection.fetch(statement.sql, *arguments)
+    except Exception as error:
+        raise _translated(error, adapted, statement.sql) from error
     return [statement.row(record) for record in records]
 
 
@@ -123,18 +122,35 @@ async def execute(
     session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
 ) -> None:
     """Run ``statement`` in the session's transaction for its effect."""
-    driver = await driver_connection(session)
+    adapted = await _adapted_connection(session)
     arguments = statement.arguments(params)
     try:
-        await driver.execute(statement.sql, *arguments)
-    except PostgresError as error:
-        raise _translated(error, statement) from error
+        await adapted.driver_connection.execute(statement.sql, *arguments)
+    except Exception as error:
+        raise _translated(error, adapted, statement.sql) from error
 
 
-def _translated(error: Any, statement: DriverStatement) -> Exception:
-    """A constraint's refusal as SQLAlchemy's ``IntegrityError``, as the session would raise
-    it (the services catch that one); anything else as it is. No parameter values go into
-    it: they may be personal data."""
-    if isinstance(error, IntegrityConstraintViolationError):
-        return IntegrityError(statement.sql, None, error)
-    return typing.cast(Exception, error)
+async def driver_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection behind ``session``, in the session's transaction."""
+    return (await _adapted_connection(session)).driver_connection
+
+
+def _translated(error: Exception, adapted: Any, sql: str) -> Exception:
+    """``error`` as the session would have raised it: asyncpg's exception translated by
+    SQLAlchemy's adapter (its DB-API classes), then wrapped as SQLAlchemy's own
+    (``IntegrityError`` for a constraint's refusal, ``InterfaceError`` for a closed
+    connection, ...), marked invalidated when the connection is gone, so that the services
+    and the unit of work (a lost database is 503, never 500) need not know which path ran the
+    statement. No parameter values go into it: they may be personal data."""
+    try:
+        adapted._handle_exception(error)
+    except Exception as dbapi_error:  # the adapter raises what it translated
+        translated = dbapi_error
+    return DBAPIError.instance(
+        sql,
+        None,
+        translated,
+        adapted.dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=adapted.driver_connection.is_closed(),
+    )

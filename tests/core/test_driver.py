@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from sqlalchemy import JSON, Column, MetaData, String, Table, Text, bindparam, func, insert
 from sqlalchemy import select as sa_select
 from sqlalchemy import text as sa_text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from app.core.database import UTCDateTime
+from app.core.database import UTCDateTime, database_unavailable
 from app.core.driver import DriverStatement, driver_connection, execute, fetch_row
 
 _TABLE = Table(
@@ -104,3 +104,19 @@ async def test_a_constraints_refusal_is_an_integrity_error(app: FastAPI) -> None
         with pytest.raises(IntegrityError):
             await execute(session, duplicate, {})
         await session.rollback()
+
+
+@pytest.mark.usefixtures("postgres_only")
+async def test_a_lost_connection_is_the_database_unavailable_not_a_fault(app: FastAPI) -> None:
+    """A connection the database dropped (a restart) raises what the session would raise,
+    invalidated, so the unit of work answers 503 and never 500 (tests/system's restart test
+    found a 500 when asyncpg's own ``InterfaceError`` came through raw)."""
+    on_driver = DriverStatement(_TXID)
+    async with app.state.sessions() as session:
+        assert await fetch_row(session, on_driver, {}) is not None
+        await (await driver_connection(session)).close()  # as a server's shutdown leaves it
+        with pytest.raises(DBAPIError) as raised:
+            await fetch_row(session, on_driver, {})
+        assert raised.value.connection_invalidated
+        assert database_unavailable(raised.value)
+        await session.invalidate()
