@@ -211,23 +211,38 @@ def _authenticated(request: Request) -> Principal:
     return found
 
 
-def admitter(
-    *roles: Role, scopes: Iterable[Scope] = ()
-) -> Callable[[Request, Principal], Awaitable[Principal]]:
-    """The role and scope check of ``require`` for a principal already found (the console
-    finds its user's in a cookie). Providers must also hold one of ``scopes`` (reading needs
-    either scope; actions name the one they need)."""
-    allowed = frozenset(roles)
-    needed = frozenset(str(s) for s in scopes)
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Who a route admits: ``roles``, and a provider only with one of ``scopes`` (reading
+    needs either scope; actions name the one they need). Checked in the contract's order:
+    403 for the role or scope, then 415 for the body's media type, then 422 for the key."""
 
-    async def admit(request: Request, principal: Principal) -> Principal:
-        return await _admitted(request, principal, allowed, needed)
+    roles: frozenset[Role]
+    scopes: frozenset[str]
 
-    return admit
+    async def __call__(self, request: Request, principal: Principal) -> Principal:
+        if principal.role not in self.roles:
+            raise Forbidden()
+        if principal.is_provider and self.scopes and not (principal.scopes & self.scopes):
+            raise Forbidden("Your token lacks the scope this action needs.")
+        await require_json_body(request)  # 415 after 403, before 422
+        if getattr(request.state, "invalid_idempotency_key", False):
+            raise ValidationProblem(
+                "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+                errors=[FieldError(field="Idempotency-Key", message="Invalid key.")],
+            )
+        return principal
+
+
+def admitter(*roles: Role, scopes: Iterable[Scope] = ()) -> Admission:
+    """The role and scope check of ``require``, for a principal found another way too (the
+    console finds its user's in a cookie)."""
+    return Admission(frozenset(roles), frozenset(str(s) for s in scopes))
 
 
 def require(*roles: Role, scopes: Iterable[Scope] = ()) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits the listed roles (``admitter``) and answers the principal."""
+    """A dependency that authenticates the request and admits the listed roles
+    (``Admission``), answering the principal."""
     admit = admitter(*roles, scopes=scopes)
 
     async def dependency(
@@ -256,22 +271,6 @@ def admission(*roles: Role, scopes: Iterable[Scope] = ()) -> Callable[[Request],
 
 # The operation's security requirement as ``Depends(_bearer)`` documents it.
 BEARER_SECURITY: dict[str, Any] = {"security": [{"HTTPBearer": []}]}
-
-
-async def _admitted(
-    request: Request, principal: Principal, allowed: frozenset[Role], needed: frozenset[str]
-) -> Principal:
-    if principal.role not in allowed:
-        raise Forbidden()
-    if principal.is_provider and needed and not (principal.scopes & needed):
-        raise Forbidden("Your token lacks the scope this action needs.")
-    await require_json_body(request)  # 415 after 403, before 422
-    if getattr(request.state, "invalid_idempotency_key", False):
-        raise ValidationProblem(
-            "Idempotency-Key must be 1 to 255 printable ASCII characters.",
-            errors=[FieldError(field="Idempotency-Key", message="Invalid key.")],
-        )
-    return principal
 
 
 # Any authenticated caller, whatever the role.

@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import Index
 from starlette.routing import BaseRoute
 
+from app.core.auth import Admission
 from app.core.clock import Clock
 from app.core.problems import PROBLEM_CODES_KEY, problem_responses
 from app.jobs.service import SPECS, Job
@@ -63,11 +64,12 @@ def _action_routes(app: FastAPI) -> dict[str, list[APIRoute]]:
 
 
 def _admitted(route: APIRoute) -> tuple[frozenset[Any], frozenset[str]]:
-    """The roles and scopes the route's own role dependency (``require``) admits."""
+    """The roles and scopes the route's own role dependency (``admission``) admits."""
     (dependency,) = route.dependencies
     assert dependency.dependency is not None
-    nonlocals = inspect.getclosurevars(dependency.dependency).nonlocals
-    return frozenset(str(r) for r in nonlocals["allowed"]), frozenset(nonlocals["needed"])
+    admit = inspect.getclosurevars(dependency.dependency).nonlocals["admit"]
+    assert isinstance(admit, Admission)
+    return frozenset(str(r) for r in admit.roles), admit.scopes
 
 
 def test_every_action_route_is_a_row_and_every_row_one_route(app: FastAPI) -> None:
