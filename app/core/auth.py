@@ -193,17 +193,9 @@ def mint_token(
 _bearer = HTTPBearer(auto_error=False, description="A JWT with audience `prap`.")
 
 
-async def current_principal(
-    request: Request,
-    # Declares the scheme in the OpenAPI document; the token itself was verified once for
-    # the whole request (``authenticate``).
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    return _authenticated(request)
-
-
 def _authenticated(request: Request) -> Principal:
-    """The request's principal (401 without one), kept in ``request.state.principal``."""
+    """The request's principal (401 without one), kept in ``request.state.principal``. The
+    token itself was verified once for the whole request (``authenticate`` remembers it)."""
     found = authenticate(request.scope, request.app.state.settings)
     if isinstance(found, Unauthenticated):
         raise found
@@ -247,8 +239,8 @@ def require(*roles: Role, scopes: Iterable[Scope] = ()) -> Callable[..., Awaitab
 
     async def dependency(
         request: Request,
-        # Declares the scheme in the OpenAPI document, as ``current_principal`` does; one
-        # level of dependencies fewer to solve on every request.
+        # Declares the scheme in the OpenAPI document; the token is read from the request
+        # itself, so there is no further level of dependencies to solve.
         _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         return await admit(request, _authenticated(request))

@@ -96,12 +96,7 @@ async def fetch_row(
     session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
 ) -> Any | None:
     """Run ``statement`` in the session's transaction: its first row, or None."""
-    adapted = await _adapted_connection(session)
-    arguments = statement.arguments(params)
-    try:
-        record = await adapted.driver_connection.fetchrow(statement.sql, *arguments)
-    except Exception as error:
-        raise _translated(error, adapted, statement.sql) from error
+    record = await _run(session, statement, params, "fetchrow")
     return None if record is None else statement.row(record)
 
 
@@ -109,23 +104,24 @@ async def fetch_rows(
     session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
 ) -> list[Any]:
     """Run ``statement`` in the session's transaction: all its rows."""
-    adapted = await _adapted_connection(session)
-    arguments = statement.arguments(params)
-    try:
-        records = await adapted.driver_connection.fetch(statement.sql, *arguments)
-    except Exception as error:
-        raise _translated(error, adapted, statement.sql) from error
-    return [statement.row(record) for record in records]
+    return [statement.row(record) for record in await _run(session, statement, params, "fetch")]
 
 
 async def execute(
     session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
 ) -> None:
     """Run ``statement`` in the session's transaction for its effect."""
+    await _run(session, statement, params, "execute")
+
+
+async def _run(
+    session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any], method: str
+) -> Any:
+    """asyncpg's ``method`` (fetchrow, fetch, execute) with the statement's arguments."""
     adapted = await _adapted_connection(session)
     arguments = statement.arguments(params)
     try:
-        await adapted.driver_connection.execute(statement.sql, *arguments)
+        return await getattr(adapted.driver_connection, method)(statement.sql, *arguments)
     except Exception as error:
         raise _translated(error, adapted, statement.sql) from error
 
