@@ -5,38 +5,28 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.auth import Role, mint_token
 from app.core.clock import Clock, as_utc, real_now
 from app.core.problems import FieldError, NotFound, ValidationProblem
 from app.core.settings import SANDBOX_JWT_SECRET, Settings
-from app.sandbox.models import SandboxClock
-
-_ROW = 1
+from app.sandbox import repository
 
 
 async def read_clock(session: AsyncSession, *, sandbox: bool) -> Clock:
-    if sandbox:
-        row = await session.get(SandboxClock, _ROW)
-        if row is not None:
-            return Clock.at(row.now)
+    if sandbox and (now := await repository.stored_now(session)) is not None:
+        return Clock.at(now)
     return Clock.at(real_now())
 
 
 async def set_clock(session: AsyncSession, now: datetime) -> Clock:
-    row = await session.get(SandboxClock, _ROW)
-    if row is None:
-        session.add(SandboxClock(id=_ROW, now=as_utc(now)))
-    else:
-        row.now = as_utc(now)
-    await session.flush()
+    await repository.store_now(session, as_utc(now))
     return Clock.at(now)
 
 
 async def reset_clock(session: AsyncSession) -> None:
-    await session.execute(delete(SandboxClock))
+    await repository.clear(session)
 
 
 def sandbox_token(
