@@ -7,43 +7,17 @@ response that rolled back leaves no record of a read that never reached anyone.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.models import ReferralRead
+from app.audit import repository
 from app.audit.schemas import ReadOut
-from app.core import driver
 from app.core.auth import Principal
 from app.core.clock import Clock
-from app.core.database import UTCDateTime
 from app.core.ids import new_id
-from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.referrals.schemas import Actor
 from app.referrals.states import ActorRole
-
-# One statement whatever the number of referrals, and the same statement every time (so it
-# is compiled and prepared once): the ids travel as one array parameter.
-_INSERT_READ = """
-INSERT INTO referral_reads
-    (read_id, referral_id, at, actor_sub, actor_role, actor_provider_id, operation)
-SELECT :read_id, {id}, {at}, :sub, :role, :provider_id, :operation
-FROM {source}
-"""
-_TYPES = (bindparam("at", type_=UTCDateTime()),)
-_INSERT_READ_PG = text(
-    _INSERT_READ.format(
-        id="t.referral_id",
-        at="CAST(:at AS timestamptz)",
-        source="unnest(CAST(:ids AS varchar[])) WITH ORDINALITY AS t(referral_id, n) ORDER BY n",
-    )
-).bindparams(*_TYPES)
-_INSERT_READ_DRIVER = driver.DriverStatement(_INSERT_READ_PG)
-_INSERT_READ_SQLITE = text(
-    _INSERT_READ.format(id="value", at=":at", source="json_each(:ids) ORDER BY key")
-).bindparams(*_TYPES)
 
 # The ids a request showed, for other per-request records (the idempotency store links its
 # stored answer to them, so that erasure can find and delete it).
@@ -63,20 +37,7 @@ async def record_read(
     if not ids:
         return
     session.info.setdefault(SHOWN_REFERRALS, set()).update(ids)
-    postgres = session.get_bind().dialect.name == "postgresql"
-    params = {
-        "read_id": new_id(),
-        "ids": ids if postgres else json.dumps(ids),
-        "at": clock.now,
-        "sub": principal.sub,
-        "role": str(principal.role),
-        "provider_id": principal.provider_id,
-        "operation": operation,
-    }
-    if postgres:
-        await driver.execute(session, _INSERT_READ_DRIVER, params)  # on the hot path
-    else:
-        await session.execute(_INSERT_READ_SQLITE, params)
+    await repository.add_read(session, new_id(), ids, principal, clock.now, operation)
 
 
 def shown_referrals(session: AsyncSession) -> set[str]:
@@ -84,24 +45,13 @@ def shown_referrals(session: AsyncSession) -> set[str]:
     return shown
 
 
-def _read_ids(referral_ids: Sequence[str]) -> Select[str]:
-    return (
-        select(ReferralRead.read_id)
-        .where(ReferralRead.referral_id.in_(referral_ids))
-        .distinct()
-        .order_by(ReferralRead.read_id)
-    )
-
-
 async def reads_page(
     session: AsyncSession, referral_id: str, *, cursor: str | None, limit: int
 ) -> tuple[list[ReadOut], str | None]:
     """Reads that showed this referral, oldest first, each naming every referral it showed."""
-    statement = _read_ids([referral_id])
-    if cursor is not None:
-        (after,) = decode_cursor(cursor, str)
-        statement = statement.where(ReferralRead.read_id > after)
-    read_ids, next_cursor = await fetch_page(session, statement, limit, encode_cursor)
+    read_ids, next_cursor = await repository.page_of_read_ids(
+        session, referral_id, cursor=cursor, limit=limit
+    )
     return await _assemble(session, read_ids, only=None), next_cursor
 
 
@@ -110,22 +60,15 @@ async def reads_of_all(session: AsyncSession, referral_ids: Sequence[str]) -> li
     subject access request must not disclose other people's referrals)."""
     if not referral_ids:
         return []
-    read_ids = list((await session.scalars(_read_ids(referral_ids))).all())
+    read_ids = await repository.read_ids_of(session, referral_ids)
     return await _assemble(session, read_ids, only=set(referral_ids))
 
 
 async def _assemble(
     session: AsyncSession, read_ids: Sequence[str], *, only: set[str] | None
 ) -> list[ReadOut]:
-    rows = (
-        await session.scalars(
-            select(ReferralRead)
-            .where(ReferralRead.read_id.in_(read_ids))
-            .order_by(ReferralRead.read_id, ReferralRead.id)
-        )
-    ).all()
     reads: dict[str, ReadOut] = {}
-    for row in rows:
+    for row in await repository.rows_of_reads(session, read_ids):
         read = reads.get(row.read_id)
         if read is None:
             read = reads[row.read_id] = ReadOut(
