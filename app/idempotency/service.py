@@ -20,13 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.audit.service import shown_referrals
 from app.core.clock import real_now
-from app.idempotency.models import IdempotencyRecord, IdempotencyReferral
+from app.idempotency import repository
+from app.idempotency.models import IdempotencyRecord
 from app.idempotency.sealing import seal, unseal
 
 LEASE = timedelta(seconds=60)
@@ -82,10 +82,9 @@ async def reserve(
 ) -> Reservation:
     now = real_now()
     async with sessions() as session, session.begin():
-        record = await _find(session, caller, key)
+        record = await repository.find(session, caller, key)
         if record is not None and record.expires_at <= now:
-            await session.delete(record)
-            await session.flush()
+            await repository.remove(session, record)
             record = None
         if record is None:
             record = IdempotencyRecord(
@@ -97,9 +96,8 @@ async def reserve(
                 locked_until=now + LEASE,
                 expires_at=now + ttl,
             )
-            session.add(record)
             try:
-                await session.flush()
+                await repository.add(session, record)
             except IntegrityError:
                 # Another replica reserved the same key a moment ago.
                 return Reservation(ReservationOutcome.in_use)
@@ -117,7 +115,7 @@ async def reserve(
                         body=body,
                     ),
                     operation=record.operation,
-                    shown_referral_ids=await _shown(session, record.id),
+                    shown_referral_ids=await repository.shown_referral_ids(session, record.id),
                 )
             # Sealed under a secret since rotated: the answer cannot be read back, and the
             # work must not be done twice, so the key stays taken until it expires.
@@ -127,24 +125,6 @@ async def reserve(
         # The first request died without an answer: its work was rolled back with it.
         record.locked_until = now + LEASE
         return Reservation(ReservationOutcome.reserved, record_id=record.id)
-
-
-async def _find(session: AsyncSession, caller: str, key: str) -> IdempotencyRecord | None:
-    statement = select(IdempotencyRecord).where(
-        IdempotencyRecord.caller == caller, IdempotencyRecord.key == key
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        statement = statement.with_for_update()
-    return (await session.execute(statement)).scalar_one_or_none()
-
-
-async def _shown(session: AsyncSession, record_id: int) -> tuple[str, ...]:
-    statement = (
-        select(IdempotencyReferral.referral_id)
-        .where(IdempotencyReferral.record_id == record_id)
-        .order_by(IdempotencyReferral.referral_id)
-    )
-    return tuple((await session.scalars(statement)).all())
 
 
 async def complete(
@@ -158,7 +138,7 @@ async def complete(
     """Store the response, sealed, in ``session``'s transaction (the request's own, on
     success), linked to the referrals whose personal data it shows (the ones the request
     recorded as read) and naming the operation that answered."""
-    record = await session.get(IdempotencyRecord, record_id)
+    record = await repository.get(session, record_id)
     if record is None:
         return
     record.state = "completed"
@@ -168,24 +148,17 @@ async def complete(
     record.response_body = seal(secret, record.caller, record.key, response.body)
     await session.flush()
     if shown := sorted(shown_referrals(session)):
-        await session.execute(
-            insert(IdempotencyReferral).values(
-                [{"record_id": record_id, "referral_id": r} for r in shown]
-            )
-        )
+        await repository.link_referrals(session, record_id, shown)
 
 
 async def release(sessions: async_sessionmaker[AsyncSession], record_id: int) -> None:
     """Forget a reservation whose request failed unexpectedly, so that a retry may run."""
     async with sessions() as session, session.begin():
-        await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+        await repository.remove_by_id(session, record_id)
 
 
 async def purge_expired(session: AsyncSession) -> int:
-    result = await session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= real_now())
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return await repository.remove_expired(session, real_now())
 
 
 # --- for other features ---
@@ -194,16 +167,4 @@ async def purge_expired(session: AsyncSession) -> int:
 async def forget_answers_showing(session: AsyncSession, referral_ids: Sequence[str]) -> None:
     """GEN 136-137: stored answers that showed these referrals' participants go, whoever
     asked (erasure, app.privacy), with the links that said so."""
-    shown = select(IdempotencyReferral.record_id).where(
-        IdempotencyReferral.referral_id.in_(referral_ids)
-    )
-    await session.execute(
-        delete(IdempotencyRecord)
-        .where(IdempotencyRecord.id.in_(shown))
-        .execution_options(synchronize_session=False)
-    )
-    await session.execute(
-        delete(IdempotencyReferral)
-        .where(IdempotencyReferral.referral_id.in_(referral_ids))
-        .execution_options(synchronize_session=False)
-    )
+    await repository.remove_answers_showing(session, referral_ids)
