@@ -12,14 +12,13 @@ import asyncio
 from datetime import datetime, time, timedelta
 
 import structlog
-from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.core.clock import UK, real_now
 from app.core.database import database_unavailable
 from app.core.settings import Settings
 from app.idempotency.service import purge_expired
-from app.jobs.models import JobRun
+from app.jobs import repository
 from app.jobs.service import Job, RunResult, Trigger, run_job
 from app.sandbox.service import read_clock
 
@@ -50,23 +49,16 @@ async def run_daily_jobs(
         postgres = lock_connection.dialect.name == "postgresql"
         if postgres:
             lock_connection = await lock_connection.execution_options(isolation_level="AUTOCOMMIT")
-            locked = await lock_connection.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": SCHEDULER_LOCK}
-            )
-            if not locked:
+            if not await repository.try_advisory_lock(lock_connection, SCHEDULER_LOCK):
                 return []
         try:
             results = []
             for job in Job:
                 async with sessions() as session:
-                    done = await session.scalar(
-                        select(JobRun.id).where(
-                            JobRun.job == str(job),
-                            JobRun.as_of == clock.today,
-                            JobRun.trigger == str(Trigger.scheduler),
-                        )
+                    done = await repository.has_run(
+                        session, str(job), clock.today, str(Trigger.scheduler)
                     )
-                if done is not None:
+                if done:
                     continue
                 results.append(
                     await run_job(
@@ -79,9 +71,7 @@ async def run_daily_jobs(
             return results
         finally:
             if postgres:
-                await lock_connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK}
-                )
+                await repository.advisory_unlock(lock_connection, SCHEDULER_LOCK)
 
 
 async def scheduler_loop(sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:

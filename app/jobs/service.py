@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core.clock import Clock
-from app.core.pagination import decode_cursor, encode_cursor, fetch_page
+from app.jobs import repository
 from app.jobs.models import JobRun
 from app.privacy.service import retention_batch
 from app.referrals.models import EVENT_COLUMNS, Referral, ReferralEvent
@@ -316,8 +316,7 @@ async def run_job(
             changed=changed,
             batches=batches,
         )
-        session.add(run)
-        await session.flush()
+        await repository.add_run(session, run)
         run_id = run.id
     return RunResult(run_id, job, as_of, changed, batches, duration_ms, clock.now)
 
@@ -326,8 +325,4 @@ async def list_runs(
     session: AsyncSession, *, limit: int, cursor: str | None
 ) -> tuple[list[JobRun], str | None]:
     """Runs newest first."""
-    statement = select(JobRun).order_by(JobRun.id.desc())
-    if cursor is not None:
-        (before,) = decode_cursor(cursor, int)
-        statement = statement.where(JobRun.id < before)
-    return await fetch_page(session, statement, limit, lambda r: encode_cursor(r.id))
+    return await repository.page_of_runs(session, limit=limit, cursor=cursor)
