@@ -6,47 +6,29 @@
 * Auto end (JFS 5.08): a started referral on its ``auto_end_on`` day (start date + the
   programme's allotted days) becomes ended with code 45 and that day as its end date.
 
-Each batch is one statement (PostgreSQL) or three (SQLite) and one commit: rows are never
-loaded into Python one by one, and memory does not grow with the number of referrals. On
-PostgreSQL the batch takes its rows ``FOR UPDATE SKIP LOCKED``, and every statement re-checks
-the status, so concurrent runs in several replicas close each referral once, with one event.
-On SQLite writers are serialised by the database lock.
+Each applies a system row of the transition table, a batch at a time, through
+``referrals.service.close_due_batch``: one statement on PostgreSQL, three on SQLite, rows never
+loaded into Python one by one; on PostgreSQL ``FOR UPDATE SKIP LOCKED`` with the status
+re-checked, so that concurrent runs in several replicas close each referral once, with one
+event. Each batch commits on its own, and each run is one row of the run log.
 """
 
 from __future__ import annotations
 
 import enum
-import json
 import time
-import typing
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import (
-    Date,
-    String,
-    Table,
-    func,
-    insert,
-    literal,
-    select,
-    text,
-    tuple_,
-    update,
-)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core.clock import Clock
 from app.jobs import repository
 from app.jobs.models import JobRun
 from app.privacy.service import retention_batch
-from app.referrals.models import EVENT_COLUMNS, Referral, ReferralEvent
-from app.referrals.repository import transaction_id
-from app.referrals.rules import Change, DeadlineFacts
-from app.referrals.states import ActorRole, EventType, ReferralStatus
-from app.referrals.transitions import SYSTEM_TRANSITIONS, Transition
-from app.webhooks import service as webhooks
+from app.referrals import service as referrals
+from app.referrals.states import ReferralAction
+from app.referrals.transitions import SYSTEM_TRANSITIONS
 
 DEFAULT_BATCH_SIZE = 5_000
 _EPOCH = date(1, 1, 1)
@@ -65,39 +47,11 @@ class Trigger(enum.StrEnum):
     scheduler = "scheduler"
 
 
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """What a job closes, keyed on which deadline column, into which state: a system row of
-    the transition table (app/referrals/transitions.py), read as the job needs it."""
-
-    job: Job
-    deadline: str  # the Referral column holding the due day
-    sources: tuple[ReferralStatus, ...]
-    target: ReferralStatus
-    event: EventType
-    transition: Transition
-
-    def change(self, clock: Clock, as_of: date) -> Change:
-        """The row's effect, set-based: the column values every closed referral takes (a
-        value read from the referral is its column) and the event's data, as of the run's
-        day. The same effect closes one referral on a read (``settle_deadlines``)."""
-        change = self.transition.effect(typing.cast(DeadlineFacts, Referral), None, None, clock)
-        return Change(change.fields, change.event_data | {"as_of": as_of.isoformat()})
-
-
-def _spec(transition: Transition) -> JobSpec:
-    assert transition.deadline is not None
-    return JobSpec(
-        Job(transition.action.value),
-        transition.deadline,
-        tuple(s for s in ReferralStatus if s in transition.sources),
-        transition.target,
-        transition.event,
-        transition,
-    )
-
-
-SPECS = {spec.job: spec for spec in map(_spec, SYSTEM_TRANSITIONS)}
+# The jobs that close referrals, each by its system row of the transition table
+# (app/referrals/transitions.py), named after its action.
+SYSTEM_CLOSES: dict[Job, ReferralAction] = {
+    Job(transition.action.value): transition.action for transition in SYSTEM_TRANSITIONS
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,159 +63,6 @@ class RunResult:
     batches: int
     duration_ms: int
     started_at: datetime
-
-
-def _sql_value(value: object) -> object:
-    """A bind value as the driver wants it (enums as their plain values)."""
-    if isinstance(value, enum.StrEnum):
-        return str(value)
-    if isinstance(value, enum.IntEnum):
-        return int(value)
-    return value
-
-
-# PostgreSQL: one statement per batch. Lock what is due and unlocked, close it, write its
-# events, and report the batch's last key for the next one.
-_PG_BATCH = """
-WITH batch AS (
-    SELECT id FROM referrals
-    WHERE status IN ({sources}) AND {deadline} <= CAST(:as_of AS date)
-      AND ({deadline}, id) > (CAST(:after_day AS date), CAST(:after_id AS varchar))
-    ORDER BY {deadline}, id
-    LIMIT CAST(:batch_size AS integer)
-    FOR UPDATE SKIP LOCKED
-), closed AS (
-    UPDATE referrals AS r
-    SET {assignments}, updated_at = CAST(:now AS timestamptz), version = r.version + 1
-    FROM batch
-    WHERE r.id = batch.id AND r.status IN ({sources})
-    RETURNING r.id, r.provider_id, r.version, r.{deadline} AS due
-), written AS (
-    INSERT INTO referral_events (txid, referral_id, provider_id, type, occurred_at, actor_sub,
-                                 actor_role, actor_provider_id, referral_version, status, data)
-    SELECT pg_current_xact_id()::text::bigint, id, provider_id, CAST(:event AS varchar),
-           CAST(:now AS timestamptz), 'system', 'system', NULL, version,
-           CAST(:target AS varchar), CAST(:data AS json)
-    FROM closed ORDER BY due, id
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM written) AS changed, due, id
-FROM closed ORDER BY due DESC, id DESC LIMIT 1
-"""
-
-
-async def _postgres_batch(
-    session: AsyncSession,
-    spec: JobSpec,
-    clock: Clock,
-    as_of: date,
-    after: tuple[date, str],
-    batch_size: int,
-) -> tuple[int, tuple[date, str] | None]:
-    sources = ", ".join(f"'{s}'" for s in spec.sources)
-    change = spec.change(clock, as_of)
-    # Each column takes the effect's value, bound (its type inferred from the column), or
-    # another column of the same row (auto end: the end date is the ``auto_end_on`` day).
-    assignments, values = [], {}
-    for name, value in change.fields.items():
-        if isinstance(value, InstrumentedAttribute):
-            assignments.append(f"{name} = r.{value.key}")
-        else:
-            assignments.append(f"{name} = :set_{name}")
-            values[f"set_{name}"] = _sql_value(value)
-    sql = _PG_BATCH.format(
-        sources=sources, deadline=spec.deadline, assignments=", ".join(assignments)
-    )
-    row = (
-        await session.execute(
-            text(sql),
-            {
-                "as_of": as_of,
-                "after_day": after[0],
-                "after_id": after[1],
-                "batch_size": batch_size,
-                "target": str(spec.target),
-                "now": clock.now,
-                "event": str(spec.event),
-                "data": json.dumps(change.event_data),
-                **values,
-            },
-        )
-    ).first()
-    if row is None:
-        return 0, None
-    # The outbox: this transaction's events of this job, announced set-based.
-    await webhooks.enqueue_for_events(
-        session,
-        select(ReferralEvent.id).where(
-            ReferralEvent.txid == transaction_id("postgresql"),
-            ReferralEvent.type == str(spec.event),
-        ),
-    )
-    return int(row.changed), (row.due, row.id)
-
-
-async def _sqlite_batch(
-    session: AsyncSession,
-    spec: JobSpec,
-    clock: Clock,
-    as_of: date,
-    after: tuple[date, str],
-    batch_size: int,
-) -> tuple[int, tuple[date, str] | None]:
-    deadline = getattr(Referral, spec.deadline)
-    due = (
-        select(Referral.id, deadline)
-        .where(
-            Referral.status.in_([str(s) for s in spec.sources]),
-            deadline <= as_of,
-            tuple_(deadline, Referral.id) > tuple_(literal(after[0], Date), literal(after[1])),
-        )
-        .order_by(deadline, Referral.id)
-        .limit(batch_size)
-    )
-    keys = (await session.execute(due)).all()
-    if not keys:
-        return 0, None
-    ids = [k.id for k in keys]
-    change = spec.change(clock, as_of)
-    values = {name: _sql_value(value) for name, value in change.fields.items()}
-    values |= {"updated_at": clock.now, "version": Referral.version + 1}
-    # The events first, from the rows as they stand, then the change itself.
-    await session.execute(
-        insert(typing.cast(Table, ReferralEvent.__table__)).from_select(
-            EVENT_COLUMNS,
-            select(
-                literal(0),
-                Referral.id,
-                Referral.provider_id,
-                literal(str(spec.event), String),
-                literal(clock.now, ReferralEvent.occurred_at.type),
-                literal(str(ActorRole.system), String),
-                literal(str(ActorRole.system), String),
-                literal(None, String),
-                Referral.version + 1,
-                literal(str(spec.target), String),
-                func.json(literal(json.dumps(change.event_data), String)),
-            )
-            .where(Referral.id.in_(ids))
-            .order_by(deadline, Referral.id),
-        )
-    )
-    await session.execute(
-        update(Referral)
-        .where(Referral.id.in_(ids))
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    # The outbox: the events just written (a referral is closed by a job once), set-based.
-    await webhooks.enqueue_for_events(
-        session,
-        select(ReferralEvent.id).where(
-            ReferralEvent.referral_id.in_(ids), ReferralEvent.type == str(spec.event)
-        ),
-    )
-    return len(ids), (keys[-1][1], keys[-1].id)
 
 
 async def _batch(
@@ -276,10 +77,9 @@ async def _batch(
         # Keyed on the referral id alone; the day part of the key stays at its start.
         count, last_id = await retention_batch(session, clock, as_of, after[1], batch_size)
         return count, None if last_id is None else (_EPOCH, last_id)
-    spec = SPECS[job]
-    postgres = session.get_bind().dialect.name == "postgresql"
-    batch = _postgres_batch if postgres else _sqlite_batch
-    return await batch(session, spec, clock, as_of, after, batch_size)
+    return await referrals.close_due_batch(
+        session, SYSTEM_CLOSES[job], clock, as_of, after, batch_size
+    )
 
 
 async def run_job(

@@ -5,15 +5,19 @@ that does not exist (domain.md §1)."""
 
 from __future__ import annotations
 
+import enum
 import functools
+import json
 import typing
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Date,
     Executable,
     Insert,
     Row,
@@ -34,18 +38,28 @@ from sqlalchemy import (
     select,
     text,
     true,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core import driver
 from app.core.auth import Principal
+from app.core.clock import Clock
 from app.core.problems import NotFound
 from app.core.queries import one_or_not_found, visible_to
 from app.referrals.models import EVENT_COLUMNS, Referral, ReferralEvent
-from app.referrals.states import TERMINAL_STATES, EventType, ReferralAction, ReferralStatus
-from app.referrals.transitions import TRANSITIONS
+from app.referrals.rules import Change, DeadlineFacts
+from app.referrals.states import (
+    TERMINAL_STATES,
+    ActorRole,
+    EventType,
+    ReferralAction,
+    ReferralStatus,
+)
+from app.referrals.transitions import TRANSITIONS, Transition
 
 
 def readable_referrals(principal: Principal) -> Select[Referral]:
@@ -612,3 +626,187 @@ async def set_nino_digest(session: AsyncSession, referral_id: str, digest: str) 
         .values(nino_digest=digest)
         .execution_options(synchronize_session=False)
     )
+
+
+# --- the daily closes (JFS 3.40, 5.08), set-based: the jobs' batches -------------------------
+# Each batch is one statement (PostgreSQL) or three (SQLite): rows are never loaded into
+# Python one by one, and memory does not grow with the number of referrals. On PostgreSQL the
+# batch takes its rows ``FOR UPDATE SKIP LOCKED``, and every statement re-checks the status,
+# so concurrent runs in several replicas close each referral once, with one event. On SQLite
+# writers are serialised by the database lock. What a batch writes is a system row of the
+# transition table: its deadline column (whose partial index serves the batch), its source
+# states, its target and event, and its effect.
+
+
+def set_based_change(transition: Transition, clock: Clock, as_of: date) -> Change:
+    """The system row's effect, set-based: the column values every closed referral takes (a
+    value read from the referral is its column) and the event's data, as of the run's day.
+    The same effect closes one referral on a read (``service.settle_deadlines``)."""
+    change = transition.effect(typing.cast(DeadlineFacts, Referral), None, None, clock)
+    return Change(change.fields, change.event_data | {"as_of": as_of.isoformat()})
+
+
+def _sources(transition: Transition) -> tuple[ReferralStatus, ...]:
+    # In the states' own order, so each job's statement is the same text every time.
+    return tuple(s for s in ReferralStatus if s in transition.sources)
+
+
+def _sql_value(value: object) -> object:
+    """A bind value as the driver wants it (enums as their plain values)."""
+    if isinstance(value, enum.StrEnum):
+        return str(value)
+    if isinstance(value, enum.IntEnum):
+        return int(value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedBatch:
+    """A batch the system closed: how many, its last key (deadline, id) for the next batch,
+    and a select of the events it wrote (for the outbox)."""
+
+    count: int
+    last: tuple[date, str]
+    events: Select[int]
+
+
+# PostgreSQL: one statement per batch. Lock what is due and unlocked, close it, write its
+# events, and report the batch's last key for the next one.
+_CLOSE_DUE_PG = """
+WITH batch AS (
+    SELECT id FROM referrals
+    WHERE status IN ({sources}) AND {deadline} <= CAST(:as_of AS date)
+      AND ({deadline}, id) > (CAST(:after_day AS date), CAST(:after_id AS varchar))
+    ORDER BY {deadline}, id
+    LIMIT CAST(:batch_size AS integer)
+    FOR UPDATE SKIP LOCKED
+), closed AS (
+    UPDATE referrals AS r
+    SET {assignments}, updated_at = CAST(:now AS timestamptz), version = r.version + 1
+    FROM batch
+    WHERE r.id = batch.id AND r.status IN ({sources})
+    RETURNING r.id, r.provider_id, r.version, r.{deadline} AS due
+), written AS (
+    INSERT INTO referral_events (txid, referral_id, provider_id, type, occurred_at, actor_sub,
+                                 actor_role, actor_provider_id, referral_version, status, data)
+    SELECT pg_current_xact_id()::text::bigint, id, provider_id, CAST(:event AS varchar),
+           CAST(:now AS timestamptz), 'system', 'system', NULL, version,
+           CAST(:target AS varchar), CAST(:data AS json)
+    FROM closed ORDER BY due, id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM written) AS changed, due, id
+FROM closed ORDER BY due DESC, id DESC LIMIT 1
+"""
+
+
+async def close_due_batch(
+    session: AsyncSession,
+    transition: Transition,
+    clock: Clock,
+    as_of: date,
+    after: tuple[date, str],
+    batch_size: int,
+) -> ClosedBatch | None:
+    """Close up to ``batch_size`` referrals whose system close ``transition`` fell due by
+    ``as_of``, in (deadline, id) order after ``after``, with their events. None when none was
+    left. PostgreSQL in one statement (``_close_due_postgres``), SQLite in three, here."""
+    assert transition.deadline is not None
+    if _postgres(session):
+        return await _close_due_postgres(session, transition, clock, as_of, after, batch_size)
+    deadline = getattr(Referral, str(transition.deadline))
+    due = (
+        select(Referral.id, deadline)
+        .where(
+            Referral.status.in_([str(s) for s in _sources(transition)]),
+            deadline <= as_of,
+            tuple_(deadline, Referral.id) > tuple_(literal(after[0], Date), literal(after[1])),
+        )
+        .order_by(deadline, Referral.id)
+        .limit(batch_size)
+    )
+    keys = (await session.execute(due)).all()
+    if not keys:
+        return None
+    ids = [k.id for k in keys]
+    change = set_based_change(transition, clock, as_of)
+    values = {name: _sql_value(value) for name, value in change.fields.items()}
+    values |= {"updated_at": clock.now, "version": Referral.version + 1}
+    # The events first, from the rows as they stand, then the change itself.
+    await session.execute(
+        insert(_EVENTS).from_select(
+            EVENT_COLUMNS,
+            select(
+                literal(0),
+                Referral.id,
+                Referral.provider_id,
+                literal(str(transition.event), String),
+                literal(clock.now, ReferralEvent.occurred_at.type),
+                literal(str(ActorRole.system), String),
+                literal(str(ActorRole.system), String),
+                literal(None, String),
+                Referral.version + 1,
+                literal(str(transition.target), String),
+                func.json(literal(json.dumps(change.event_data), String)),
+            )
+            .where(Referral.id.in_(ids))
+            .order_by(deadline, Referral.id),
+        )
+    )
+    await session.execute(
+        update(Referral)
+        .where(Referral.id.in_(ids))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    # The events just written (a referral is closed by the system once).
+    return ClosedBatch(len(ids), (keys[-1][1], keys[-1].id), events_of_type(ids, transition.event))
+
+
+async def _close_due_postgres(
+    session: AsyncSession,
+    transition: Transition,
+    clock: Clock,
+    as_of: date,
+    after: tuple[date, str],
+    batch_size: int,
+) -> ClosedBatch | None:
+    deadline = str(transition.deadline)
+    sources = ", ".join(f"'{s}'" for s in _sources(transition))
+    change = set_based_change(transition, clock, as_of)
+    # Each column takes the effect's value, bound (its type inferred from the column), or
+    # another column of the same row (auto end: the end date is the ``auto_end_on`` day).
+    assignments, values = [], {}
+    for name, value in change.fields.items():
+        if isinstance(value, InstrumentedAttribute):
+            assignments.append(f"{name} = r.{value.key}")
+        else:
+            assignments.append(f"{name} = :set_{name}")
+            values[f"set_{name}"] = _sql_value(value)
+    sql = _CLOSE_DUE_PG.format(
+        sources=sources, deadline=deadline, assignments=", ".join(assignments)
+    )
+    row = (
+        await session.execute(
+            text(sql),
+            {
+                "as_of": as_of,
+                "after_day": after[0],
+                "after_id": after[1],
+                "batch_size": batch_size,
+                "target": str(transition.target),
+                "now": clock.now,
+                "event": str(transition.event),
+                "data": json.dumps(change.event_data),
+                **values,
+            },
+        )
+    ).first()
+    if row is None:
+        return None
+    # This transaction's events of this close.
+    events = select(ReferralEvent.id).where(
+        ReferralEvent.txid == transaction_id("postgresql"),
+        ReferralEvent.type == str(transition.event),
+    )
+    return ClosedBatch(int(row.changed), (row.due, row.id), events)

@@ -757,3 +757,26 @@ async def with_participant_after(session: AsyncSession, after: str, limit: int) 
 
 async def set_nino_digest(session: AsyncSession, referral_id: str, digest: str) -> None:
     await repository.set_nino_digest(session, referral_id, digest)
+
+
+async def close_due_batch(
+    session: AsyncSession,
+    action: ReferralAction,
+    clock: Clock,
+    as_of: date,
+    after: tuple[date, str],
+    batch_size: int,
+) -> tuple[int, tuple[date, str] | None]:
+    """JFS 3.40, 5.08, the daily jobs: close, set-based, up to ``batch_size`` referrals whose
+    system close ``action`` (a row of the table with a deadline) fell due by ``as_of``, in
+    (deadline, id) order after the key ``after``, with their events and, in the same
+    transaction, their pending webhook deliveries. Returns how many it closed and the
+    batch's last key; None for the key when none was left."""
+    closed = await repository.close_due_batch(
+        session, TRANSITIONS[action], clock, as_of, after, batch_size
+    )
+    if closed is None:
+        return 0, None
+    # The outbox: the batch's events, announced set-based.
+    await webhooks.enqueue_for_events(session, closed.events)
+    return closed.count, closed.last

@@ -25,9 +25,10 @@ from starlette.routing import BaseRoute
 from app.core.auth import Admission
 from app.core.clock import Clock
 from app.core.problems import PROBLEM_CODES_KEY, problem_responses
-from app.jobs.service import SPECS, Job
+from app.jobs.service import SYSTEM_CLOSES, Job
 from app.referrals import models
 from app.referrals.models import Referral
+from app.referrals.repository import set_based_change
 from app.referrals.states import ActorRole, ReferralAction, ReferralStatus
 from app.referrals.transitions import (
     HTTP_ACTIONS,
@@ -142,17 +143,14 @@ async def test_the_document_says_what_the_table_says(app: FastAPI, document_sour
 # --- the jobs ------------------------------------------------------------------------------
 
 
-def test_the_jobs_specs_are_the_system_rows() -> None:
-    assert {spec.job for spec in SPECS.values()} == {
-        Job(t.action.value) for t in SYSTEM_TRANSITIONS
-    }
-    for transition in SYSTEM_TRANSITIONS:
-        spec = SPECS[Job(transition.action.value)]
-        assert spec.transition is transition
-        assert spec.deadline == transition.deadline
-        assert set(spec.sources) == transition.sources
-        assert spec.target is transition.target
-        assert spec.event is transition.event
+def test_the_jobs_are_the_system_rows() -> None:
+    """Every job but retention closes referrals by one system row, named after its action;
+    the batch's SQL reads that row (``referrals.repository.close_due_batch``)."""
+    assert set(SYSTEM_CLOSES) == set(Job) - {Job.retention}
+    assert sorted(SYSTEM_CLOSES.values()) == sorted(t.action for t in SYSTEM_TRANSITIONS)
+    for job, action in SYSTEM_CLOSES.items():
+        assert job.value == action.value
+        assert TRANSITIONS[action].deadline is not None
 
 
 @pytest.mark.parametrize("transition", SYSTEM_TRANSITIONS, ids=lambda t: str(t.action))
@@ -170,7 +168,7 @@ def test_a_job_writes_what_a_read_settles(transition: Transition) -> None:
         start_backed_out_at=None,
     )
     one = transition.effect(facts, None, None, clock)  # type: ignore[arg-type]
-    set_based = SPECS[Job(transition.action.value)].change(clock, clock.today)
+    set_based = set_based_change(transition, clock, clock.today)
     assert set_based.event_data == one.event_data
     assert set_based.fields.keys() == one.fields.keys()
     for name, value in set_based.fields.items():
@@ -184,7 +182,7 @@ def test_a_job_writes_what_a_read_settles(transition: Transition) -> None:
 
 def test_a_job_run_for_an_earlier_day_says_so_in_its_events() -> None:
     clock = Clock.at(datetime(2026, 5, 4, 9, 0, tzinfo=UTC))
-    change = SPECS[Job.auto_dna].change(clock, date(2026, 5, 1))
+    change = set_based_change(TRANSITIONS[ReferralAction.auto_dna], clock, date(2026, 5, 1))
     assert change.event_data["as_of"] == "2026-05-01"
 
 

@@ -27,11 +27,6 @@ WIRING = {
 }
 # (importing module, imported module): why it is allowed for now.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("app.jobs.service", "app.referrals.models"): "the daily jobs close referrals set-based "
-    "(one INSERT ... SELECT of events per batch, JFS 3.40, 5.08); their SQL is built from the "
-    "transition table's system rows and the events' columns, not yet behind a referrals "
-    "service function",
-    ("app.jobs.service", "app.referrals.repository"): "as above: the events' transaction id",
     ("app.console.performance", "app.contracts.models"): "the console only annotates what "
     "contracts.service.get_contract returns; it runs no query of its own",
     ("app.console.home", "app.sandbox.router"): "the console's sandbox sign-in posts the "
