@@ -11,7 +11,7 @@ import json
 import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +35,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     text,
     true,
@@ -48,8 +49,9 @@ from sqlalchemy.orm import InstrumentedAttribute
 from app.core import driver
 from app.core.auth import Principal
 from app.core.clock import Clock
+from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import NotFound
-from app.core.queries import one_or_not_found, visible_to
+from app.core.queries import one_or_not_found, page_by_id, visible_to, where_equal
 from app.referrals.models import EVENT_COLUMNS, Referral, ReferralEvent
 from app.referrals.rules import Change, DeadlineFacts
 from app.referrals.states import (
@@ -79,6 +81,19 @@ async def get_readable(
     return await one_or_not_found(session, statement, "No such referral.", for_update=for_update)
 
 
+async def lock_and_read_again(session: AsyncSession, referral_id: str) -> Referral:
+    """The referral locked (PostgreSQL: a path settling it, or the job, waits or skips it;
+    SQLite already serialises writers) and read again over what the session holds of it.
+    Its tenancy was checked when it was first read."""
+    statement = (
+        select(Referral)
+        .where(Referral.id == referral_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).one()
+
+
 async def past_deadline(
     session: AsyncSession, principal: Principal, today: date, limit: int
 ) -> list[Referral]:
@@ -96,6 +111,80 @@ async def past_deadline(
         )
         found.extend((await session.scalars(statement)).all())
     return found
+
+
+async def page_of(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    filters: dict[str, Any],
+    referred_from: date | None,
+    referred_to: date | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Referral], str | None]:
+    """Readable referrals matching every given column filter, referred between the two days
+    (either end may be open), in id order, a page at a time."""
+    statement = where_equal(readable_referrals(principal), Referral, filters)
+    if referred_from is not None:
+        statement = statement.where(Referral.referral_date >= referred_from)
+    if referred_to is not None:
+        statement = statement.where(Referral.referral_date <= referred_to)
+    return await page_by_id(session, statement, Referral.id, cursor=cursor, limit=limit)
+
+
+async def found_by_nino(
+    session: AsyncSession, principal: Principal, nino_digests: list[str]
+) -> list[Referral]:
+    """Readable referrals of the participant whose NINO has one of these digests, in id
+    order. An erased referral is no longer found by the NINO (api-contract.md,
+    eraseReferral)."""
+    statement = (
+        readable_referrals(principal)
+        .where(Referral.nino_digest.in_(nino_digests), Referral.erased_at.is_(None))
+        .order_by(Referral.id)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def readable_history(
+    session: AsyncSession, principal: Principal, referral_id: str
+) -> list[ReferralEvent]:
+    """The referral's events, oldest first, tenancy as ``readable_events``."""
+    statement = (
+        readable_events(principal)
+        .where(ReferralEvent.referral_id == referral_id)
+        .order_by(ReferralEvent.id)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+def event_cursor(event: ReferralEvent) -> str:
+    """An event's place in the change feed: (transaction id, event id)."""
+    return encode_cursor(event.txid, event.id)
+
+
+async def page_of_events(
+    session: AsyncSession, principal: Principal, *, after: str | None, limit: int
+) -> tuple[list[ReferralEvent], str | None]:
+    """Readable events in commit order, (transaction id, event id), after the cursor
+    ``after``, a page at a time. On PostgreSQL, events of transactions that may still be in
+    flight are held back (``visible_horizon``), so a reader polling with ``after`` never
+    skips an event nor sees one twice."""
+    statement = readable_events(principal)
+    horizon = visible_horizon(session.get_bind().dialect.name)
+    if horizon is not None:
+        statement = statement.where(ReferralEvent.txid < horizon)
+    if after is not None:
+        txid, event_id = decode_cursor(after, int, int)
+        statement = statement.where(
+            or_(
+                ReferralEvent.txid > txid,
+                and_(ReferralEvent.txid == txid, ReferralEvent.id > event_id),
+            )
+        )
+    statement = statement.order_by(ReferralEvent.txid, ReferralEvent.id)
+    return await fetch_page(session, statement, limit, event_cursor)
 
 
 _LOCK_PARTICIPANT = driver.DriverStatement(
@@ -138,6 +227,36 @@ def transaction_id(dialect: str) -> ColumnElement[Any]:
     if dialect == "postgresql":
         return cast(cast(func.pg_current_xact_id(), Text), BigInteger)
     return literal(0, BigInteger)
+
+
+def add_event(
+    session: AsyncSession,
+    referral: Referral,
+    event_type: EventType,
+    occurred_at: datetime,
+    actor: tuple[str, str, str | None],
+    version: int,
+    data: dict[str, Any],
+) -> ReferralEvent:
+    """Add the referral's event to the session (written by the caller's flush, with the
+    change, in one transaction), stamped with the referral's provider and status and the
+    writing transaction's id."""
+    actor_sub, actor_role, actor_provider_id = actor
+    event = ReferralEvent(
+        txid=transaction_id(session.get_bind().dialect.name),
+        referral_id=referral.id,
+        provider_id=referral.provider_id,
+        type=event_type,
+        occurred_at=occurred_at,
+        actor_sub=actor_sub,
+        actor_role=actor_role,
+        actor_provider_id=actor_provider_id,
+        referral_version=version,
+        status=referral.status,
+        data=data,
+    )
+    session.add(event)
+    return event
 
 
 # --- the action path, in Core: no unit of work, statements built once (issue 13) -----------

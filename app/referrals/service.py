@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Row, Select, Subquery, and_, or_, select
+from sqlalchemy import Row, Select, Subquery
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -22,7 +22,6 @@ from app.core.auth import Principal
 from app.core.clock import Clock
 from app.core.etags import if_match_allows
 from app.core.ids import new_id
-from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import (
     FieldError,
     InvalidTransition,
@@ -38,17 +37,14 @@ from app.referrals import repository, rules
 from app.referrals.digests import NinoDigests
 from app.referrals.models import Referral, ReferralEvent
 from app.referrals.repository import (
+    event_cursor,
     get_readable,
     insert_referral,
     lock_participant,
     past_deadline,
     read_for_action,
     read_referral,
-    readable_events,
-    readable_referrals,
     referral_rows_of,
-    transaction_id,
-    visible_horizon,
     write_change,
 )
 from app.referrals.schemas import (
@@ -183,10 +179,6 @@ def shown(referrals: Sequence[ReferralRead]) -> list[str]:
     return [r.id for r in referrals if r.erased_at is None]
 
 
-def event_cursor(event: ReferralEvent) -> str:
-    return encode_cursor(event.txid, event.id)
-
-
 def event_out(event: ReferralEvent) -> EventOut:
     data = {k: v for k, v in event.data.items() if k in EventOut.model_fields and v is not None}
     return EventOut.model_validate(
@@ -225,25 +217,19 @@ async def _record_event(
     """Add the event, and its pending webhook deliveries (the outbox), to the session; the
     caller's flush writes them with the change, in one transaction. A ``principal`` of None
     is the service itself (the automatic closes)."""
-    actor_sub, actor_role, actor_provider_id = (
+    actor = (
         (str(ActorRole.system), str(ActorRole.system), None)
         if principal is None
         else (principal.sub, str(principal.role), principal.provider_id)
     )
-    session.add(
-        event := ReferralEvent(
-            txid=transaction_id(session.get_bind().dialect.name),
-            referral_id=referral.id,
-            provider_id=referral.provider_id,
-            type=event_type,
-            occurred_at=clock.now,
-            actor_sub=actor_sub,
-            actor_role=actor_role,
-            actor_provider_id=actor_provider_id,
-            referral_version=version,
-            status=referral.status,
-            data={k: v for k, v in data.items() if v is not None},
-        )
+    event = repository.add_event(
+        session,
+        referral,
+        event_type,
+        clock.now,
+        actor,
+        version,
+        {k: v for k, v in data.items() if v is not None},
     )
     await webhooks.enqueue_for_event(session, event)
 
@@ -374,13 +360,7 @@ async def settle_deadlines(
     the UPDATE is conditional on the version read, like every referral change."""
     if due_system_action(referral, clock.today) is None:
         return referral
-    statement = (
-        select(Referral)
-        .where(Referral.id == referral.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    referral = (await session.scalars(statement)).one()
+    referral = await repository.lock_and_read_again(session, referral.id)
     action = due_system_action(referral, clock.today)
     if action is None:
         return referral  # the job closed it meanwhile
@@ -549,22 +529,14 @@ async def list_referrals(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[ReferralOut], str | None]:
-    statement: Select[Referral] = readable_referrals(principal)
-    if status is not None:
-        statement = statement.where(Referral.status == status)
-    if programme is not None:
-        statement = statement.where(Referral.programme == programme)
-    if provider_id is not None:
-        statement = statement.where(Referral.provider_id == provider_id)
-    if referred_from is not None:
-        statement = statement.where(Referral.referral_date >= referred_from)
-    if referred_to is not None:
-        statement = statement.where(Referral.referral_date <= referred_to)
-    if cursor is not None:
-        (after,) = decode_cursor(cursor, str)
-        statement = statement.where(Referral.id > after)
-    page, next_cursor = await fetch_page(
-        session, statement.order_by(Referral.id), limit, lambda r: encode_cursor(r.id)
+    page, next_cursor = await repository.page_of(
+        session,
+        principal,
+        filters={"status": status, "programme": programme, "provider_id": provider_id},
+        referred_from=referred_from,
+        referred_to=referred_to,
+        cursor=cursor,
+        limit=limit,
     )
     settled = await _settled(session, clock, page)
     await record_read(session, principal, clock, "listReferrals", shown(settled))
@@ -574,13 +546,9 @@ async def list_referrals(
 async def search_referrals(
     session: AsyncSession, clock: Clock, principal: Principal, digests: NinoDigests, nino: str
 ) -> list[ReferralOut]:
-    # An erased referral is no longer found by the NINO (api-contract.md, eraseReferral).
-    statement = (
-        readable_referrals(principal)
-        .where(Referral.nino_digest.in_(digests.every(nino)), Referral.erased_at.is_(None))
-        .order_by(Referral.id)
+    found = await _settled(
+        session, clock, await repository.found_by_nino(session, principal, digests.every(nino))
     )
-    found = await _settled(session, clock, (await session.scalars(statement)).all())
     await record_read(session, principal, clock, "searchReferrals", shown(found))
     return [to_out(r, principal, clock) for r in found]
 
@@ -593,12 +561,9 @@ async def referral_history(
     )
     # The history's notes and reasons may be personal data.
     await record_read(session, principal, clock, "getReferralHistory", shown([referral]))
-    statement = (
-        readable_events(principal)
-        .where(ReferralEvent.referral_id == referral_id)
-        .order_by(ReferralEvent.id)
-    )
-    return [event_out(e) for e in (await session.scalars(statement)).all()]
+    return [
+        event_out(e) for e in await repository.readable_history(session, principal, referral_id)
+    ]
 
 
 async def change_feed(
@@ -612,20 +577,9 @@ async def change_feed(
     referrals are recorded first, a page's worth at a time, so a CRM polling the feed learns
     of them even while the job is down."""
     await _settled(session, clock, await past_deadline(session, principal, clock.today, limit))
-    statement = readable_events(principal)
-    horizon = visible_horizon(session.get_bind().dialect.name)
-    if horizon is not None:
-        statement = statement.where(ReferralEvent.txid < horizon)
-    if after is not None:
-        txid, event_id = decode_cursor(after, int, int)
-        statement = statement.where(
-            or_(
-                ReferralEvent.txid > txid,
-                and_(ReferralEvent.txid == txid, ReferralEvent.id > event_id),
-            )
-        )
-    statement = statement.order_by(ReferralEvent.txid, ReferralEvent.id)
-    page, next_cursor = await fetch_page(session, statement, limit, event_cursor)
+    page, next_cursor = await repository.page_of_events(
+        session, principal, after=after, limit=limit
+    )
     # GEN 71: a page of events shows a participant's personal data where an event carries a
     # note or a free-text reason; those referrals are in the read audit, once per page.
     await record_read(
