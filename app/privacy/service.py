@@ -85,8 +85,7 @@ async def erase_referral(
     await erase_referrals(
         session, [referral.id], clock=clock, actor=_actor(principal), data={"reason": body.reason}
     )
-    await session.refresh(referral)
-    return referrals.to_out(referral, principal, clock)
+    return await referrals.referral_as_it_now_stands(session, clock, principal, referral.id)
 
 
 async def retention_batch(

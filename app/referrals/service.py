@@ -605,6 +605,16 @@ async def lock_readable_referral(
     return await repository.get_readable(session, principal, referral_id, for_update=True)
 
 
+async def referral_as_it_now_stands(
+    session: AsyncSession, clock: Clock, principal: Principal, referral_id: str
+) -> ReferralOut:
+    """The referral read again after another feature changed it set-based in this transaction
+    (its erasure), as the caller sees it. The caller locked it first
+    (``lock_readable_referral``), which checked its tenancy."""
+    referral = await repository.lock_and_read_again(session, referral_id)
+    return to_out(referral, principal, clock)
+
+
 async def recorded_start_or_end(
     session: AsyncSession, referral_id: str, sub: str, provider_id: str | None
 ) -> bool:

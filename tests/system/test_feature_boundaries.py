@@ -37,8 +37,11 @@ ALLOWED: dict[tuple[str, str], str] = {
 DATA_MODULES = frozenset({"models", "repository"})
 # SQL constructors a service must leave to its repository.
 SQL_CALLS = frozenset({"select", "update", "insert", "delete", "text", "exists"})
-# Methods that run a statement, or add a condition to one handed over by a repository.
-SQL_METHODS = frozenset({"execute", "scalar", "scalars", "stream", "stream_scalars", "where"})
+# Methods that run a statement, add a condition to one handed over by a repository, or load
+# a row again (refresh).
+SQL_METHODS = frozenset(
+    {"execute", "scalar", "scalars", "stream", "stream_scalars", "where", "refresh"}
+)
 # Every feature with a service: its service composes repository calls only (derived from the
 # folders, so that a new feature is checked from its first commit).
 SERVICE_FEATURES = tuple(
