@@ -48,8 +48,9 @@ async def app_under_test(name: str, url: str, stack: AsyncExitStack) -> Any:
         from app.core.settings import Settings
         from app.main import create_app
 
+        # As benchmarks.server runs it: no scheduler, no webhook worker polling in-process.
         settings = Settings(database_url=url, jwt_secret=BENCH_SECRET, sandbox=False,
-                            scheduler=False, log_level="INFO")  # fmt: skip
+                            scheduler=False, webhooks=False, log_level="INFO")  # fmt: skip
         app = create_app(settings)
         await stack.enter_async_context(app.router.lifespan_context(app))
         return app

@@ -9,7 +9,7 @@ import enum
 import functools
 import json
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -322,12 +322,21 @@ async def read_referral(session: AsyncSession, principal: Principal, referral_id
 _EVENT_VALUES = ("type", "occurred_at", "actor_sub", "actor_role", "actor_provider_id", "data")
 
 
-def _with_event(dml: Any) -> Select[Any]:
-    """PostgreSQL: the referral's INSERT or UPDATE ``dml`` (``RETURNING *``) and its event's
-    INSERT as one statement (data-modifying CTEs), so a write is one round trip; the event
-    takes the written row's id, provider, version and status, the rest from binds."""
+# The outbox's INSERT ... SELECT for the events a subquery describes (the columns of
+# ``announced_events``): webhooks builds it (``webhooks.service.deliveries_for``), and the
+# write runs it with the event, so an action announces its event in the same round trip.
+Announce = Callable[[Subquery], Insert]
+
+
+def _with_event(dml: Any, announce: Announce) -> Select[Any]:
+    """PostgreSQL: the referral's INSERT or UPDATE ``dml`` (``RETURNING *``), its event's
+    INSERT and the event's pending webhook deliveries (``announce``) as one statement
+    (data-modifying CTEs, each run once whether or not the outer query reads it), so a
+    write is one round trip; the event takes the written row's id, provider, version and
+    status, the rest from binds."""
     written_row = dml.cte("written_row")
     event_values = [bindparam(f"event_{n}", type_=_EVENTS.c[n].type) for n in _EVENT_VALUES]
+    e = _EVENTS.c
     event = (
         insert(_EVENTS)
         .from_select(
@@ -341,11 +350,20 @@ def _with_event(dml: Any) -> Select[Any]:
                 *event_values,
             ),
         )
-        .returning(_EVENTS.c.id)
+        .returning(e.id, e.referral_id, e.provider_id, e.type, e.occurred_at)
         .cte("written_event")
     )
-    return select(written_row, event.c.id.label("event_id")).select_from(
-        written_row.join(event, true())
+    announced = select(
+        event.c.id.label("event_id"),
+        event.c.referral_id,
+        event.c.provider_id,
+        event.c.type,
+        event.c.occurred_at,
+    ).subquery("announced")
+    return (
+        select(written_row, event.c.id.label("event_id"))
+        .select_from(written_row.join(event, true()))
+        .add_cte(announce(announced).cte("announced_deliveries"))
     )
 
 
@@ -358,14 +376,14 @@ def _change_statement(columns: tuple[str, ...], sources: tuple[str, ...]) -> Exe
 
 @functools.cache
 def _change_statement_pg(
-    columns: tuple[str, ...], sources: tuple[str, ...]
+    columns: tuple[str, ...], sources: tuple[str, ...], announce: Announce
 ) -> driver.DriverStatement:
-    """The same on PostgreSQL, ``status = ANY(<sources>)``, with its event in the same
-    statement, compiled once for the driver connection."""
+    """The same on PostgreSQL, ``status = ANY(<sources>)``, with its event and the event's
+    deliveries in the same statement, compiled once for the driver connection."""
     status_in_sources = _REFERRALS.c.status == any_(
         bindparam("sources", list(sources), type_=ARRAY(String))
     )
-    return driver.DriverStatement(_with_event(_change(columns, status_in_sources)))
+    return driver.DriverStatement(_with_event(_change(columns, status_in_sources), announce))
 
 
 def _change(columns: tuple[str, ...], status_in_sources: ColumnElement[bool]) -> Update:
@@ -397,15 +415,21 @@ def _insert_statement(columns: tuple[str, ...]) -> Executable:
 
 
 @functools.cache
-def _insert_statement_pg(columns: tuple[str, ...]) -> driver.DriverStatement:
-    """The same on PostgreSQL with its event in the same statement, for the driver."""
-    return driver.DriverStatement(_with_event(_insert(columns)))
+def _insert_statement_pg(columns: tuple[str, ...], announce: Announce) -> driver.DriverStatement:
+    """The same on PostgreSQL with its event and the event's deliveries in the same
+    statement, for the driver."""
+    return driver.DriverStatement(_with_event(_insert(columns), announce))
 
 
 _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
-# The event just written, its id bound as ``event_id`` at execution: the outbox builds its
-# INSERT ... SELECT over this once per process (webhooks.enqueue_for_event_id).
+# The event just written, its id bound as ``event_id`` at execution.
 EVENT_BY_BOUND_ID = select(_EVENTS.c.id).where(_EVENTS.c.id == bindparam("event_id"))
+
+
+@functools.cache
+def _announce_one(announce: Announce) -> Insert:
+    """SQLite: the deliveries of the one event whose id is bound as ``event_id``."""
+    return announce(announced_events(EVENT_BY_BOUND_ID))
 
 
 async def _write(
@@ -414,9 +438,11 @@ async def _write(
     sqlite_statement: Executable,
     params: dict[str, Any],
     event: dict[str, Any],
+    announce: Announce,
 ) -> tuple[Any, int] | None:
-    """Run a referral write and its event's INSERT: one statement on PostgreSQL (on the
-    driver connection), two on SQLite. None when the write touched no row."""
+    """Run a referral write, its event's INSERT and the event's deliveries: one statement on
+    PostgreSQL (on the driver connection), three on SQLite. None when the write touched no
+    row."""
     if _postgres(session):
         params = params | {f"event_{name}": event[name] for name in _EVENT_VALUES}
         result = await driver.fetch_row(session, postgres_statement, params)
@@ -436,21 +462,24 @@ async def _write(
         },
     )
     assert event_id is not None
+    await session.execute(_announce_one(announce), {"event_id": event_id})
     return written, int(event_id)
 
 
 async def insert_referral(
-    session: AsyncSession, values: dict[str, Any], event: dict[str, Any]
+    session: AsyncSession, values: dict[str, Any], event: dict[str, Any], announce: Announce
 ) -> tuple[Row[Any], int]:
-    """Add a referral (``values``: its columns) and its ``created`` event (``event``: the
-    ``_EVENT_VALUES``). Raises IntegrityError when a unique index refuses it."""
+    """Add a referral (``values``: its columns), its ``created`` event (``event``: the
+    ``_EVENT_VALUES``) and the event's deliveries (``announce``). Raises IntegrityError when
+    a unique index refuses it."""
     columns = tuple(values)
     written = await _write(
         session,
-        _insert_statement_pg(columns),
+        _insert_statement_pg(columns, announce),
         _insert_statement(columns),
         {f"new_{name}": value for name, value in values.items()},
         event,
+        announce,
     )
     assert written is not None
     return written
@@ -463,16 +492,25 @@ async def write_change(
     sources: Iterable[str],
     fields: dict[str, Any],
     event: dict[str, Any],
+    announce: Announce,
 ) -> tuple[Row[Any], int] | None:
     """Write an action's change, conditional on the states it leaves and the version read,
-    and its event (``event``: the ``_EVENT_VALUES``), in the request's transaction. Returns
-    the changed row and the event's id, or None when another request changed it meanwhile."""
+    its event (``event``: the ``_EVENT_VALUES``) and the event's deliveries (``announce``),
+    in the request's transaction. Returns the changed row and the event's id, or None when
+    another request changed it meanwhile."""
     key = (tuple(fields), tuple(sorted(sources)))
     params = {f"set_{name}": value for name, value in fields.items()} | {
         "the_id": referral_id,
         "v": version,
     }
-    return await _write(session, _change_statement_pg(*key), _change_statement(*key), params, event)
+    return await _write(
+        session,
+        _change_statement_pg(*key, announce),
+        _change_statement(*key),
+        params,
+        event,
+        announce,
+    )
 
 
 def visible_horizon(dialect: str) -> ColumnElement[Any] | None:

@@ -310,12 +310,11 @@ async def create_referral(
         },
     )
     try:
-        referral, event_id = await insert_referral(session, values, event)
+        referral, _ = await insert_referral(session, values, event, webhooks.deliveries_for)
     except IntegrityError as error:
         # A concurrent request referred the same participant a moment ago: the partial
         # unique index on open referrals (JFS 5.19) let only one through.
         raise OpenReferralExists() from error
-    await webhooks.enqueue_for_event_id(session, event_id)
     await record_read(session, principal, clock, "createReferral", [referral.id])
     return to_out(referral, principal, clock)
 
@@ -433,12 +432,12 @@ async def perform(
         transition.sources,
         change.fields | {"updated_at": clock.now},
         _event_values(transition.event, principal, clock, change.event_data),
+        webhooks.deliveries_for,
     )
     if written is None:
         # Another request changed the referral between our read and our write.
         raise InvalidTransition("The referral changed meanwhile; read it again.")
-    changed, event_id = written
-    await webhooks.enqueue_for_event_id(session, event_id)
+    changed, _ = written
     if action is ReferralAction.back_out:
         # SES 3.15: the attachment fee was earned by a start that did not happen.
         await claims.void_attachment_claims(session, clock, principal, changed.id)
@@ -651,11 +650,10 @@ async def referral_months(
     return await repository.referral_months(session, contract_ids, up_to)
 
 
-def announced_events(events: Select[int] | None = None) -> Subquery:
+def announced_events(events: Select[int]) -> Subquery:
     """The outbox's view of the events ``events`` selects: ``event_id``, ``referral_id``,
-    ``provider_id``, ``type``, ``occurred_at`` (webhooks). Without ``events``, of the one event
-    whose id is bound as ``event_id`` when the statement runs (a statement built once)."""
-    return repository.announced_events(repository.EVENT_BY_BOUND_ID if events is None else events)
+    ``provider_id``, ``type``, ``occurred_at`` (webhooks, for events written set-based)."""
+    return repository.announced_events(events)
 
 
 async def events_by_id(session: AsyncSession, event_ids: Sequence[int]) -> list[ReferralEvent]:

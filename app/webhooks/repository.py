@@ -27,7 +27,6 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
-from app.core import driver
 from app.core.auth import Principal
 from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.queries import one_or_not_found
@@ -122,19 +121,10 @@ def deliveries_insert(announced: Subquery) -> Insert:
     )
 
 
-async def insert_deliveries(
-    session: AsyncSession,
-    statement: Insert,
-    params: dict[str, object] | None = None,
-    *,
-    on_driver: driver.DriverStatement | None = None,
-) -> None:
-    """Run the outbox's INSERT ... SELECT; on PostgreSQL ``on_driver``, the same statement
-    compiled once, runs on the session's driver connection (the hot path's)."""
-    if on_driver is not None and session.get_bind().dialect.name == "postgresql":
-        await driver.execute(session, on_driver, params or {})
-    else:
-        await session.execute(statement, params)
+async def insert_deliveries(session: AsyncSession, statement: Insert) -> None:
+    """Run the outbox's INSERT ... SELECT for events written set-based (the jobs, erasure);
+    an action's own event announces itself in the statement that writes it."""
+    await session.execute(statement)
 
 
 def no_earlier_pending() -> ColumnElement[bool]:

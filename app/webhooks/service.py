@@ -5,14 +5,12 @@ that rolled back")."""
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Insert, Select
+from sqlalchemy import Insert, Select, Subquery
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import driver
 from app.core.auth import Principal
 from app.core.clock import Clock
 from app.core.ids import new_id
@@ -87,26 +85,11 @@ async def enqueue_for_events(session: AsyncSession, events: Select[int]) -> None
     await repository.insert_deliveries(session, statement)
 
 
-@functools.cache
-def _one_event_deliveries() -> Insert:
-    # Built once, on first use (referrals.service imports this module as it loads): the hot
-    # path's actions then run a statement whose cache key SQLAlchemy has already memoised.
-    return repository.deliveries_insert(referrals.announced_events())
-
-
-@functools.cache
-def _one_event_deliveries_pg() -> driver.DriverStatement:
-    return driver.DriverStatement(_one_event_deliveries())
-
-
-async def enqueue_for_event_id(session: AsyncSession, event_id: int) -> None:
-    """Pending deliveries for the one event just written (each action), in its transaction."""
-    await repository.insert_deliveries(
-        session,
-        _one_event_deliveries(),
-        {"event_id": event_id},
-        on_driver=_one_event_deliveries_pg(),
-    )
+def deliveries_for(announced: Subquery) -> Insert:
+    """The outbox's INSERT ... SELECT for the events ``announced`` describes
+    (``referrals.service.announced_events``'s columns): referrals runs it in the very
+    statement that writes an action's event, so announcing costs no round trip of its own."""
+    return repository.deliveries_insert(announced)
 
 
 # --- subscriptions -------------------------------------------------------------------------
