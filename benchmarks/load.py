@@ -10,7 +10,9 @@ sandbox, no scheduler, no webhook worker, request logs at INFO as JSON):
   stops if that server writes a read row during its warm-up;
 - ``baseline``: the same duties per request with only Starlette and asyncpg
   (``benchmarks.baseline``; its docstring lists them), so that api against baseline is the
-  framework's cost.
+  framework's cost;
+- ``api-before`` (with ``--before REV``): the API as it was at commit ``REV``
+  (``benchmarks.before``), so that a change's effect is read from the same run.
 
 Each client repeats create (jcp) → acknowledge → accept → start → end (provider) → get,
 with no ``Idempotency-Key``. At each number of clients (16 and 32 by default) the servers
@@ -22,11 +24,13 @@ and separately of the PostgreSQL backends serving the benchmark database, divide
 transitions answered (create and the four actions; the get's cost is included). The report
 is a table per operation, a table per server, then ``key: value`` lines ending with
 ``cpu_ratio_<clients>`` (api / baseline), ``read_audit_cpu_ratio_<clients>`` (api /
-api-no-audit), the read audit's CPU ms per transition on each side and its throughput ratio.
+api-no-audit), the read audit's CPU ms per transition on each side and its throughput ratio,
+and ``against_before_cpu_ratio_<clients>`` (api / api-before).
 
     .venv/bin/python -m benchmarks.load --seconds 20 --clients 16 --rounds 3
     .venv/bin/python -m benchmarks.load --servers api --outbox   # every provider subscribed
     .venv/bin/python -m benchmarks.load --profile /tmp/prof      # py-spy the workers too
+    .venv/bin/python -m benchmarks.load --before HEAD~5          # and the API five commits ago
 
 ``PRAP_BENCH_DATABASE_URL`` names the database (it is dropped and rebuilt; default
 ``prap_bench``); ``--port`` the servers' port. ``--outbox`` subscribes every provider to
@@ -251,6 +255,8 @@ SERVERS = {
     # The API with record_read a no-op (benchmarks/apps.py): the read audit's cost (issue 12).
     "api-no-audit": "benchmarks.apps:api_without_read_audit",
     "baseline": "benchmarks.baseline:app",
+    # The API at an earlier commit (--before REV, benchmarks/before.py): a change's effect.
+    "api-before": "benchmarks.before:app",
 }
 # Servers that must write no read audit row: checked after the warm-up, before measuring.
 WITHOUT_READ_AUDIT = {"api-no-audit"}
@@ -331,7 +337,7 @@ async def count_read_rows(url: str) -> int:
 
 def run_phase(
     url: str, server: str, users: int, seconds: int, port: int, workers: int, first_nino: int,
-    profile: Path | None, log_level: str = "INFO",
+    profile: Path | None, log_level: str = "INFO", extra_env: dict[str, str] | None = None,
 ) -> Phase:  # fmt: skip
     """Start ``server`` with INFO request logs (as in production), warm it up, then measure
     the CPU of all its processes (workers included), and of the database's backends serving
@@ -339,8 +345,9 @@ def run_phase(
     database = urlparse(url).path.lstrip("/")
     with tempfile.TemporaryFile() as log:
         process = start_server(
-            url, port, workers, app=SERVERS[server], log_level=log_level, stdout=log
-        )
+            url, port, workers, app=SERVERS[server], log_level=log_level, stdout=log,
+            extra_env=extra_env,
+        )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
             reads_before_warm_up = asyncio.run(count_read_rows(url))
@@ -487,7 +494,11 @@ def report(measured: list[Phase]) -> None:
     for users in sorted({p.users for p in phases}):
         by_server = {p.server: p for p in phases if p.users == users}
         api = by_server.get("api")
-        for other, name in (("baseline", "cpu_ratio"), ("api-no-audit", "read_audit_cpu_ratio")):
+        for other, name in (
+            ("baseline", "cpu_ratio"),
+            ("api-no-audit", "read_audit_cpu_ratio"),
+            ("api-before", "against_before_cpu_ratio"),
+        ):
             if api is not None and other in by_server:
                 ratio = api.cpu_ms_per_transition / by_server[other].cpu_ms_per_transition
                 print(f"{name}_{users}: {ratio:.2f}")
@@ -525,12 +536,30 @@ async def subscribe_providers(url: str, receiver_url: str) -> None:
     await engine.dispose()
 
 
+def export_tree(revision: str) -> str:
+    """The project's tree at ``revision``, exported to a new temporary folder (``git archive``)
+    for the server ``api-before``."""
+    tree = tempfile.mkdtemp(prefix="prap-before-")
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", "--format=tar", revision],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+    return tree
+
+
 def main(
     seconds: int, clients: list[int], port: int, workers: int, pgbench: bool,
     profile: Path | None, servers: list[str], log_level: str, outbox: bool = False,
-    rounds: int = 1,
+    rounds: int = 1, before: str | None = None,
 ) -> None:  # fmt: skip
     url = bench_url()
+    extra_env: dict[str, dict[str, str]] = {}
+    if before is not None:
+        extra_env["api-before"] = {"PRAP_BENCH_BEFORE_TREE": export_tree(before)}
+        servers = [*servers, "api-before"]
     fresh_database(url)
     asyncio.run(seed_contracts(url))
     if outbox:
@@ -546,7 +575,16 @@ def main(
             for server in servers[turn % len(servers) :] + servers[: turn % len(servers)]:
                 phases.append(
                     run_phase(
-                        url, server, users, seconds, port, workers, first_nino, profile, log_level
+                        url,
+                        server,
+                        users,
+                        seconds,
+                        port,
+                        workers,
+                        first_nino,
+                        profile,
+                        log_level,
+                        extra_env.get(server),
                     )
                 )
                 # Each phase its own NINOs: a million a client, and the measured window from
@@ -577,8 +615,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--servers",
         nargs="+",
-        choices=list(SERVERS),
-        default=list(SERVERS),
+        choices=[name for name in SERVERS if name != "api-before"],
+        default=[name for name in SERVERS if name != "api-before"],
         help="which servers, in this order (default: all three)",
     )
     parser.add_argument(
@@ -589,6 +627,11 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--log-level", default="INFO", help="the servers' log level (INFO: a line a request)"
+    )
+    parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="also serve the API as it was at this commit (api-before), in the same run",
     )
     arguments = parser.parse_args()
     main(
@@ -602,4 +645,5 @@ if __name__ == "__main__":
         arguments.log_level,
         arguments.outbox,
         arguments.rounds,
+        arguments.before,
     )
