@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.models import ReferralRead
 from app.core import driver
 from app.core.auth import Principal
-from app.core.database import UTCDateTime
+from app.core.database import UTCDateTime, on_postgres
 from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 
 # One statement whatever the number of referrals, and the same statement every time (so it
@@ -48,7 +48,7 @@ async def add_read(
 ) -> None:
     """One row per referral, in the order shown, in one statement (on PostgreSQL on the
     session's driver connection: the read audit is on the hot path)."""
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = on_postgres(session)
     params = {
         "read_id": read_id,
         "ids": referral_ids if postgres else json.dumps(referral_ids),

@@ -59,28 +59,27 @@ async def claims_of_referrals(session: AsyncSession, referral_ids: Sequence[str]
     return list((await session.scalars(statement)).all())
 
 
-_CLAIMED_BY = select(
-    exists()
-    .where(
-        Claim.referral_id == bindparam("referral_id"),
-        Claim.submitted_by == bindparam("sub"),
-        # As ``== provider_id`` was: a caller with no provider matches no claim.
-        Claim.provider_id.is_not_distinct_from(bindparam("provider_id", type_=String(40))),
-    )
-    .label("claimed")
-)
 # On the hot path (the start and end actions, GEN 122): on the driver connection.
-_CLAIMED_BY_PG = driver.DriverStatement(_CLAIMED_BY)
+_CLAIMED_BY = driver.DriverStatement(
+    select(
+        exists()
+        .where(
+            Claim.referral_id == bindparam("referral_id"),
+            Claim.submitted_by == bindparam("sub"),
+            # As ``== provider_id`` was: a caller with no provider matches no claim.
+            Claim.provider_id.is_not_distinct_from(bindparam("provider_id", type_=String(40))),
+        )
+        .label("claimed")
+    )
+)
 
 
 async def claimed_by(
     session: AsyncSession, referral_id: str, sub: str, provider_id: str | None
 ) -> bool:
     params = {"referral_id": referral_id, "sub": sub, "provider_id": provider_id}
-    if session.get_bind().dialect.name == "postgresql":
-        row = await driver.fetch_row(session, _CLAIMED_BY_PG, params)
-        return bool(row is not None and row.claimed)
-    return bool(await session.scalar(_CLAIMED_BY, params))
+    row = await driver.fetch_row(session, _CLAIMED_BY, params)
+    return bool(row is not None and row.claimed)
 
 
 async def validated_outcome(session: AsyncSession, referral_id: str) -> Claim | None:

@@ -41,7 +41,8 @@ async def page_of(
     return await page_by_id(session, statement, Contract.id, cursor=cursor, limit=limit)
 
 
-_IN_FORCE = (
+# On the hot path (every new referral): on the session's driver connection.
+_IN_FORCE = driver.DriverStatement(
     select(Contract.id)
     .where(
         Contract.provider_id == bindparam("provider_id"),
@@ -52,8 +53,6 @@ _IN_FORCE = (
     .order_by(Contract.start_date.desc(), Contract.id.desc())
     .limit(1)
 )
-# On the hot path (every new referral): on the session's driver connection.
-_IN_FORCE_PG = driver.DriverStatement(_IN_FORCE)
 
 
 async def contract_in_force(
@@ -62,10 +61,8 @@ async def contract_in_force(
     """The id of the provider's contract for the programme in force on ``on``; the
     latest-starting one when periods overlap."""
     params = {"provider_id": provider_id, "programme": programme, "on": on}
-    if session.get_bind().dialect.name == "postgresql":
-        row = await driver.fetch_row(session, _IN_FORCE_PG, params)
-        return None if row is None else str(row.id)
-    return await session.scalar(_IN_FORCE, params)
+    row = await driver.fetch_row(session, _IN_FORCE, params)
+    return None if row is None else str(row.id)
 
 
 async def by_id(session: AsyncSession, contract_id: str) -> Contract | None:

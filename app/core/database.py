@@ -98,6 +98,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
+def on_postgres(session: AsyncSession) -> bool:
+    """Whether ``session`` talks to PostgreSQL (else the embedded SQLite)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 

@@ -7,7 +7,8 @@ statements every request of the hot path runs are built with SQLAlchemy Core as 
 compiled for asyncpg **once** (``DriverStatement``), and run on the very connection, and in
 the very transaction, of the request's session (``driver_connection``): the unit of work
 still begins, commits and rolls back the request as one transaction, and everything else
-keeps going through the session. SQLite has no such path; its repositories use the session.
+keeps going through the session. On SQLite the same statement runs through the session, so a
+repository calls ``fetch_row`` (or ``fetch_rows``, ``execute``) whatever the database.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from collections import namedtuple
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import ClauseElement
+from sqlalchemy import ClauseElement, Executable
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from app.core.database import on_postgres
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 _DRIVER = "prap.driver_connection"
@@ -30,12 +33,16 @@ _DRIVER = "prap.driver_connection"
 class DriverStatement:
     """A Core statement compiled once for asyncpg: its SQL (``$1``, ``$2``, ...), the names
     of its parameters in that order with SQLAlchemy's own processing of each (a JSON value
-    to text, an instant to UTC: the column types'), and the values it binds itself."""
+    to text, an instant to UTC: the column types'), and the values it binds itself; and the
+    statement itself, which SQLite runs through the session."""
 
-    __slots__ = ("_defaults", "_names", "_processors", "_row", "sql")
+    __slots__ = ("_defaults", "_names", "_processors", "_row", "sql", "statement")
 
-    def __init__(self, statement: ClauseElement) -> None:
-        compiled = typing.cast(SQLCompiler, statement.compile(dialect=_DIALECT))
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        compiled = typing.cast(
+            SQLCompiler, typing.cast(ClauseElement, statement).compile(dialect=_DIALECT)
+        )
         if "POSTCOMPILE" in compiled.string:
             # An IN list of bound values is rendered per execution; bind an array instead.
             raise ValueError("a driver statement cannot expand IN lists: use = ANY(array)")
@@ -96,6 +103,8 @@ async def fetch_row(
     session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
 ) -> Any | None:
     """Run ``statement`` in the session's transaction: its first row, or None."""
+    if not on_postgres(session):
+        return (await session.execute(statement.statement, params)).one_or_none()
     record = await _run(session, statement, params, "fetchrow")
     return None if record is None else statement.row(record)
 
@@ -104,6 +113,8 @@ async def fetch_rows(
     session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
 ) -> list[Any]:
     """Run ``statement`` in the session's transaction: all its rows."""
+    if not on_postgres(session):
+        return list((await session.execute(statement.statement, params)).all())
     return [statement.row(record) for record in await _run(session, statement, params, "fetch")]
 
 
@@ -111,6 +122,9 @@ async def execute(
     session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
 ) -> None:
     """Run ``statement`` in the session's transaction for its effect."""
+    if not on_postgres(session):
+        await session.execute(statement.statement, params)
+        return
     await _run(session, statement, params, "execute")
 
 

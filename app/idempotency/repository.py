@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.database import on_postgres
 from app.idempotency.models import IdempotencyRecord, IdempotencyReferral
 
 
@@ -19,7 +20,7 @@ async def find(session: AsyncSession, caller: str, key: str) -> IdempotencyRecor
     statement = select(IdempotencyRecord).where(
         IdempotencyRecord.caller == caller, IdempotencyRecord.key == key
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         statement = statement.with_for_update()
     return (await session.execute(statement)).scalar_one_or_none()
 

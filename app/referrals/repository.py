@@ -49,6 +49,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from app.core import driver
 from app.core.auth import Principal
 from app.core.clock import Clock
+from app.core.database import on_postgres
 from app.core.pagination import decode_cursor, encode_cursor, fetch_page
 from app.core.problems import NotFound
 from app.core.queries import one_or_not_found, page_by_id, visible_to, where_equal
@@ -196,29 +197,22 @@ async def lock_participant(session: AsyncSession, nino_digest: str) -> None:
     """Serialise referrals of one participant (PostgreSQL; SQLite's writers already queue):
     rules across programmes, such as HTW 70's exclusive programmes, have no unique index to
     hold them, so two racing referrals to CWP and another programme must not both pass."""
-    if _postgres(session):
+    if on_postgres(session):
         await driver.execute(session, _LOCK_PARTICIPANT, {"digest": nino_digest})
 
 
-async def referrals_of(session: AsyncSession, nino_digests: list[str]) -> list[Referral]:
-    """Every referral of a participant, on any programme."""
-    statement = select(Referral).where(Referral.nino_digest.in_(nino_digests)).order_by(Referral.id)
-    return list((await session.scalars(statement)).all())
-
-
-_ROWS_OF_PARTICIPANT = select(Referral.__table__).order_by(Referral.id)
-_ROWS_OF_PARTICIPANT_PG = driver.DriverStatement(
-    _ROWS_OF_PARTICIPANT.where(
-        Referral.nino_digest == any_(bindparam("digests", type_=ARRAY(String)))
-    )
+_OF_PARTICIPANT = select(Referral.__table__).order_by(Referral.id)
+_OF_PARTICIPANT_PG = driver.DriverStatement(
+    _OF_PARTICIPANT.where(Referral.nino_digest == any_(bindparam("digests", type_=ARRAY(String))))
 )
 
 
-async def referral_rows_of(session: AsyncSession, nino_digests: list[str]) -> list[Any]:
-    """``referrals_of`` as rows, for a new referral's checks (on PostgreSQL on the driver)."""
-    if _postgres(session):
-        return await driver.fetch_rows(session, _ROWS_OF_PARTICIPANT_PG, {"digests": nino_digests})
-    rows = await session.execute(_ROWS_OF_PARTICIPANT.where(Referral.nino_digest.in_(nino_digests)))
+async def referrals_of(session: AsyncSession, nino_digests: list[str]) -> list[Any]:
+    """Every referral of a participant, on any programme, as rows (a new referral's checks
+    and subject access; on PostgreSQL on the driver: the hot path's create)."""
+    if on_postgres(session):
+        return await driver.fetch_rows(session, _OF_PARTICIPANT_PG, {"digests": nino_digests})
+    rows = await session.execute(_OF_PARTICIPANT.where(Referral.nino_digest.in_(nino_digests)))
     return list(rows.all())
 
 
@@ -263,42 +257,31 @@ def add_event(
 
 _REFERRALS = typing.cast(Table, Referral.__table__)
 _EVENTS = typing.cast(Table, ReferralEvent.__table__)
-_FOR_ACTION = select(_REFERRALS).where(_REFERRALS.c.id == bindparam("id")).with_for_update()
-_FOR_ACTION_OF_PROVIDER = _FOR_ACTION.where(_REFERRALS.c.provider_id == bindparam("provider_id"))
-
-
-# The same statements for the session's own asyncpg connection (app.core.driver).
-_FOR_ACTION_PG = driver.DriverStatement(_FOR_ACTION)
-_FOR_ACTION_OF_PROVIDER_PG = driver.DriverStatement(_FOR_ACTION_OF_PROVIDER)
-_READ = select(_REFERRALS).where(_REFERRALS.c.id == bindparam("id"))
-_READ_OF_PROVIDER = _READ.where(_REFERRALS.c.provider_id == bindparam("provider_id"))
-_READ_PG = driver.DriverStatement(_READ)
-_READ_OF_PROVIDER_PG = driver.DriverStatement(_READ_OF_PROVIDER)
-
-
-def _postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+# A referral by id, for the caller: of any provider, or of the provider's own (tenancy as
+# ``readable_referrals``); locked for an action, or plain for a read.
+_BY_ID = select(_REFERRALS).where(_REFERRALS.c.id == bindparam("id"))
+_OF_PROVIDER = _REFERRALS.c.provider_id == bindparam("provider_id")
+_FOR_ACTION = (
+    driver.DriverStatement(_BY_ID.with_for_update()),
+    driver.DriverStatement(_BY_ID.where(_OF_PROVIDER).with_for_update()),
+)
+_READ = (driver.DriverStatement(_BY_ID), driver.DriverStatement(_BY_ID.where(_OF_PROVIDER)))
 
 
 async def _one_row(
     session: AsyncSession,
     principal: Principal,
     referral_id: str,
-    statements: tuple[Executable, Executable, driver.DriverStatement, driver.DriverStatement],
+    statements: tuple[driver.DriverStatement, driver.DriverStatement],
 ) -> Any:
     """One referral as a row, through the statement for the caller (a provider: its own, as
     ``readable_referrals``), on PostgreSQL on the session's driver connection."""
-    of_all, of_provider, of_all_pg, of_provider_pg = statements
-    params = {"id": referral_id}
+    of_all, of_provider = statements
     if principal.is_provider:
-        params["provider_id"] = typing.cast(str, principal.provider_id)
-    if _postgres(session):
-        row = await driver.fetch_row(
-            session, of_provider_pg if principal.is_provider else of_all_pg, params
-        )
+        params = {"id": referral_id, "provider_id": typing.cast(str, principal.provider_id)}
+        row = await driver.fetch_row(session, of_provider, params)
     else:
-        statement = of_provider if principal.is_provider else of_all
-        row = (await session.execute(statement, params)).one_or_none()
+        row = await driver.fetch_row(session, of_all, {"id": referral_id})
     if row is None:
         raise NotFound("No such referral.")
     return row
@@ -308,14 +291,12 @@ async def read_for_action(session: AsyncSession, principal: Principal, referral_
     """The referral as a row, locked for the action (PostgreSQL: conflicting actions queue on
     it; SQLite already serialises writers). Tenancy as ``readable_referrals``: another
     provider's referral is not found."""
-    statements = (_FOR_ACTION, _FOR_ACTION_OF_PROVIDER, _FOR_ACTION_PG, _FOR_ACTION_OF_PROVIDER_PG)
-    return await _one_row(session, principal, referral_id, statements)
+    return await _one_row(session, principal, referral_id, _FOR_ACTION)
 
 
 async def read_referral(session: AsyncSession, principal: Principal, referral_id: str) -> Any:
     """The referral as a row, for a read (``getReferral``), tenancy as ``read_for_action``."""
-    statements = (_READ, _READ_OF_PROVIDER, _READ_PG, _READ_OF_PROVIDER_PG)
-    return await _one_row(session, principal, referral_id, statements)
+    return await _one_row(session, principal, referral_id, _READ)
 
 
 # The event's columns the action fills, besides those read from the changed row.
@@ -443,7 +424,7 @@ async def _write(
     """Run a referral write, its event's INSERT and the event's deliveries: one statement on
     PostgreSQL (on the driver connection), three on SQLite. None when the write touched no
     row."""
-    if _postgres(session):
+    if on_postgres(session):
         params = params | {f"event_{name}": event[name] for name in _EVENT_VALUES}
         result = await driver.fetch_row(session, postgres_statement, params)
         return None if result is None else (result, int(result.event_id))
@@ -667,7 +648,7 @@ async def scrub_event_data(
 ) -> None:
     """Keep only ``kept_fields`` of these referrals' events (and ``reason`` where it is a
     code): one statement, whatever the number of referrals."""
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = on_postgres(session)
     scrub = _SCRUB_EVENTS.format(
         aggregate="json_object_agg" if postgres else "json_group_object",
         empty="CAST('{}' AS json)" if postgres else "json('{}')",
@@ -760,7 +741,7 @@ async def closed_not_erased(
         .order_by(Referral.id)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         statement = statement.with_for_update(skip_locked=True)
     return list((await session.scalars(statement)).all())
 
@@ -869,7 +850,7 @@ async def close_due_batch(
     ``as_of``, in (deadline, id) order after ``after``, with their events. None when none was
     left. PostgreSQL in one statement (``_close_due_postgres``), SQLite in three, here."""
     assert transition.deadline is not None
-    if _postgres(session):
+    if on_postgres(session):
         return await _close_due_postgres(session, transition, clock, as_of, after, batch_size)
     deadline = getattr(Referral, str(transition.deadline))
     due = (

@@ -44,7 +44,7 @@ from app.referrals.repository import (
     past_deadline,
     read_for_action,
     read_referral,
-    referral_rows_of,
+    referrals_of,
     write_change,
 )
 from app.referrals.schemas import (
@@ -257,7 +257,7 @@ async def create_referral(
     # it must not count as open here.
     # One read of every referral of the participant (erased ones included, domain.md §10)
     # answers all three questions: this programme's history, and what is open elsewhere.
-    every = await _settled(session, clock, await referral_rows_of(session, nino_digests))
+    every = await _settled(session, clock, await referrals_of(session, nino_digests))
     re_referral = rules.classify_new_referral(
         [r for r in every if r.programme == programme.code],
         programme.max_re_referrals,
@@ -663,7 +663,7 @@ async def events_by_id(session: AsyncSession, event_ids: Sequence[int]) -> list[
 
 async def participant_referrals(
     session: AsyncSession, digests: NinoDigests, nino: str
-) -> list[Referral]:
+) -> list[ReferralRead]:
     """Every referral of the participant, erased ones too: the digest still links them
     (subject access, domain.md §10)."""
     return await repository.referrals_of(session, digests.every(nino))
