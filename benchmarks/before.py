@@ -20,9 +20,9 @@ if "app" in sys.modules:
     raise RuntimeError("app was imported before the earlier tree could take its place")
 sys.path.insert(0, str(_TREE))
 
-import app.main  # noqa: E402  (after the earlier tree is first on the path, on purpose)
+from app import main as earlier  # noqa: E402  (after the earlier tree is on the path, on purpose)
 
-if not Path(app.main.__file__ or "").resolve().is_relative_to(_TREE):
-    raise RuntimeError(f"app.main came from {app.main.__file__}, not from {_TREE}")
+if not Path(earlier.__file__ or "").resolve().is_relative_to(_TREE):
+    raise RuntimeError(f"app.main came from {earlier.__file__}, not from {_TREE}")
 
-app = app.main.app  # type: ignore[assignment]
+app = earlier.app

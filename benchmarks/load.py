@@ -42,9 +42,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -558,7 +560,9 @@ def main(
     url = bench_url()
     extra_env: dict[str, dict[str, str]] = {}
     if before is not None:
-        extra_env["api-before"] = {"PRAP_BENCH_BEFORE_TREE": export_tree(before)}
+        tree = export_tree(before)
+        atexit.register(shutil.rmtree, tree, ignore_errors=True)
+        extra_env["api-before"] = {"PRAP_BENCH_BEFORE_TREE": tree}
         servers = [*servers, "api-before"]
     fresh_database(url)
     asyncio.run(seed_contracts(url))
